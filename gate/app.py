@@ -1,0 +1,169 @@
+"""The ASGI app: one request's way through gate, in the order of docs/architecture.md.
+
+facts -> (own route?) -> signals -> decision -> response, then one metric update and one log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote, urlsplit
+
+from gate import metrics
+from gate.asgi import Receive, Scope, Send
+from gate.config import Settings
+from gate.facts import Facts
+from gate.fingerprint import Signals, fingerprint
+from gate.logs import log_request
+from gate.net import TrustedProxies
+from gate.policy.engine import AllowAll, Policy
+from gate.policy.model import Action, Decision
+from gate.proxy import Forwarder
+from gate.responses import Outcome, send_page
+
+log = logging.getLogger("gate")
+
+Responder = Callable[[Scope, Receive, Send, Facts, Decision], Awaitable[Outcome]]
+
+# In auth mode the front proxy turns these statuses into the real response (see docs/deploy-nginx-auth.md).
+AUTH_STATUS = {
+    Action.ALLOW: 200,
+    Action.CHALLENGE: 401,
+    Action.DENY: 403,
+    Action.TERMS: 403,
+    Action.THROTTLE: 429,
+}
+
+
+class Gate:
+    def __init__(self, settings: Settings, policy: Policy | None = None) -> None:
+        self.settings = settings
+        self.proxies = TrustedProxies(settings.trusted_proxies)
+        self.policy: Policy = policy or AllowAll()
+        self.forwarder = Forwarder(
+            settings.upstream, settings.preserve_host, settings.connect_timeout, settings.upstream_timeout
+        )
+        self.auth_path = settings.own_prefix + "auth"
+        self.responders: dict[Action, Responder] = {Action.ALLOW: self.forward, Action.DENY: self.deny}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "websocket":
+            await self.websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.forwarder.start()
+                metrics.record_start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.forwarder.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def decide(self, facts: Facts) -> tuple[Signals, Decision, Action]:
+        """Signals, the policy's decision, and the action taken (always allow in dry-run mode)."""
+        signals = fingerprint(facts)
+        decision = self.policy.evaluate(facts, signals)
+        return signals, decision, Action.ALLOW if self.settings.dry_run else decision.action
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        facts = Facts.from_scope(scope, self.proxies)
+        if self.settings.mode == "auth":
+            await self.auth(scope, send, facts, started)
+            return
+        signals, decision, action = self.decide(facts)
+        outcome = await self.responders[action](scope, receive, send, facts, decision)
+        self.record(facts, signals, decision, action, outcome, started)
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        facts = Facts.from_scope(scope, self.proxies)
+        signals, decision, action = self.decide(facts)
+        if action is Action.ALLOW and self.settings.mode == "proxy":
+            outcome = await self.forwarder.websocket(scope, receive, send, facts)
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+            outcome = Outcome(403)
+        self.record(facts, signals, decision, action, outcome, started)
+
+    async def auth(self, scope: Scope, send: Send, facts: Facts, started: float) -> None:
+        """The decision endpoint for nginx auth_request, Traefik forwardAuth and Caddy forward_auth."""
+        if scope["path"] != self.auth_path:
+            await send_page(send, 404, "Not found", "In auth mode gate answers only its decision endpoint.")
+            return
+        facts = auth_request_facts(scope, facts, self.proxies)
+        signals, decision, action = self.decide(facts)
+        status = AUTH_STATUS[action]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-length", b"0"),
+                    (b"cache-control", b"no-store"),
+                    (b"x-gate-action", decision.action.value.encode()),
+                    (b"x-gate-rule", decision.rule.encode("latin-1", "replace")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+        self.record(facts, signals, decision, action, Outcome(status), started)
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send, facts: Facts, _: Decision) -> Outcome:
+        return await self.forwarder.http(scope, receive, send, facts)
+
+    async def deny(self, scope: Scope, receive: Receive, send: Send, facts: Facts, _: Decision) -> Outcome:
+        await send_page(send, 403, "Access denied", "This site does not accept requests from this client.")
+        return Outcome(403)
+
+    def record(
+        self, facts: Facts, signals: Signals, decision: Decision, action: Action, outcome: Outcome, started: float
+    ) -> None:
+        duration = time.perf_counter() - started
+        metrics.requests_total.labels(action.value, decision.rule, signals.agent_class).inc()
+        metrics.request_duration.labels(action.value).observe(duration)
+        if outcome.upstream_seconds is not None:
+            metrics.upstream_duration.observe(outcome.upstream_seconds)
+        if outcome.error is not None:
+            metrics.upstream_errors_total.labels(outcome.error).inc()
+        log_request(
+            {
+                "ip": facts.ip,
+                "method": facts.method,
+                "host": facts.host,
+                "path": facts.path,
+                "status": outcome.status,
+                "action": action.value,
+                "decided": decision.action.value,
+                "rule": decision.rule,
+                "agent_class": signals.agent_class,
+                "agent": signals.agent,
+                "upstream_ms": None if outcome.upstream_seconds is None else round(outcome.upstream_seconds * 1000, 2),
+                "duration_ms": round(duration * 1000, 2),
+                "error": outcome.error,
+            }
+        )
+
+
+def auth_request_facts(scope: Scope, facts: Facts, proxies: TrustedProxies) -> Facts:
+    """The original request's facts from the front proxy's headers (nginx X-Original-*, Traefik/Caddy X-Forwarded-*)."""
+    headers = facts.headers
+    method = headers.get("x-original-method") or headers.get("x-forwarded-method") or "GET"
+    uri = headers.get("x-original-uri") or headers.get("x-forwarded-uri") or "/"
+    parts = urlsplit(uri)
+    who = proxies.resolve(facts.peer, headers.get("x-forwarded-for"), headers.get("x-real-ip"))
+    return Facts.build(scope, headers, who, method=method.upper(), path=unquote(parts.path or "/"), query=parts.query)
+
+
+def build_app(settings: Settings) -> Gate:
+    """The factory uvicorn calls in each worker process."""
+    return Gate(settings)

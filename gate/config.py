@@ -1,0 +1,359 @@
+"""Settings for `gate serve`: every option is a flag and a GATE_* variable, validated once at start.
+
+A flag beats its environment variable, which beats the default. Every invalid value is reported, one line each,
+naming the option; the caller exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from gate.keys import load_keyring
+from gate.net import IPNetwork, parse_network
+
+Mode = Literal["proxy", "auth"]
+
+
+class ConfigError(Exception):
+    """One or more invalid settings; `problems` holds one readable line per option."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where allowed requests go. `origin` is what the forwarding client connects to."""
+
+    origin: str  # "http://host:port", "https://host:port", or "http://localhost" for a unix socket
+    base_path: str  # prefix prepended to every forwarded path, "" for none
+    host: str  # host[:port] to send as Host when the client's Host is not preserved
+    unix_socket: str | None = None
+
+    def __str__(self) -> str:
+        return f"unix:{self.unix_socket}" if self.unix_socket else self.origin + self.base_path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    upstream: Upstream
+    bind: HostPort = HostPort("127.0.0.1", 8080)
+    metrics_bind: HostPort | None = HostPort("127.0.0.1", 9464)
+    rules: Path = field(default_factory=lambda: default_rules_path())
+    store: str = "memory://"
+    secret_file: Path | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    workers: int = 1
+    dry_run: bool = False
+    mode: Mode = "proxy"
+    preserve_host: bool = True
+    connect_timeout: float = 5.0
+    upstream_timeout: float = 60.0
+    shutdown_timeout: float = 30.0
+    own_prefix: str = "/.gate/"
+    log_level: str = "info"
+
+
+def default_rules_path() -> Path:
+    """The policy shipped inside the package (rules/ is package data)."""
+    return Path(str(resources.files("gate") / "rules"))
+
+
+# --- value parsers: each returns the typed value or raises ValueError with a message for the user ---------
+
+
+def parse_upstream(text: str) -> Upstream:
+    if text.startswith("unix:"):
+        path = text[len("unix:") :]
+        if not path.startswith("/"):
+            raise ValueError(f"{text!r}: a unix socket upstream needs an absolute path, like unix:/run/app.sock")
+        return Upstream(origin="http://localhost", base_path="", host="localhost", unix_socket=path)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{text!r}: expected http://HOST[:PORT], https://HOST[:PORT] or unix:/PATH")
+    if not parts.hostname:
+        raise ValueError(f"{text!r}: no host")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{text!r}: an upstream URL takes no query, fragment or credentials")
+    try:
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"{text!r}: invalid port") from error
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{port}" if port else host
+    return Upstream(origin=f"{parts.scheme}://{netloc}", base_path=parts.path.rstrip("/"), host=netloc)
+
+
+def parse_host_port(text: str) -> HostPort:
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{text!r}: expected HOST:PORT, like 127.0.0.1:8080 or [::1]:8080")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{text!r}: write IPv6 addresses in brackets, like [::1]:8080")
+    port = parse_int(port_text, minimum=0)
+    if port > 65535:
+        raise ValueError(f"{text!r}: port must be 0-65535")
+    return HostPort(host, port)
+
+
+def parse_optional_host_port(text: str) -> HostPort | None:
+    return None if text.strip().lower() in ("off", "none", "") else parse_host_port(text)
+
+
+def parse_int(text: str, minimum: int = 1) -> int:
+    try:
+        value = int(text)
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not a whole number") from error
+    if value < minimum:
+        raise ValueError(f"{value} is below the minimum of {minimum}")
+    return value
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not a number of seconds") from error
+    if not 0 < value <= 86400:
+        raise ValueError(f"{value} must be more than 0 and at most 86400 seconds")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true/false, yes/no, on/off or 1/0)")
+
+
+def parse_store(text: str) -> str:
+    scheme = urlsplit(text).scheme
+    if scheme not in ("memory", "redis", "rediss", "redis+cluster", "unix"):
+        raise ValueError(f"{text!r}: expected memory://, redis://, rediss://, redis+cluster:// or unix://")
+    return text
+
+
+def parse_existing_path(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ValueError(f"{text}: no such file or directory")
+    return path
+
+
+def parse_readable_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ValueError(f"{text}: no such file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{text}: not readable by this user")
+    return path
+
+
+def parse_secret_file(text: str) -> Path:
+    path = parse_readable_file(text)
+    load_keyring(path)  # every problem is reported at start, not on the first signed token
+    return path
+
+
+def parse_networks(values: Sequence[str]) -> tuple[IPNetwork, ...]:
+    return tuple(parse_network(item) for value in values for item in value.split(",") if item.strip())
+
+
+def parse_mode(text: str) -> Mode:
+    if text == "proxy":
+        return "proxy"
+    if text == "auth":
+        return "auth"
+    raise ValueError(f"{text!r}: expected proxy or auth")
+
+
+def parse_prefix(text: str) -> str:
+    if not (text.startswith("/") and text.endswith("/") and len(text) > 2) or "//" in text:
+        raise ValueError(f"{text!r}: expected a path like /.gate/ (leading and trailing slash)")
+    return text
+
+
+def parse_log_level(text: str) -> str:
+    lowered = text.lower()
+    if lowered not in ("debug", "info", "warning", "error"):
+        raise ValueError(f"{text!r}: expected debug, info, warning or error")
+    return lowered
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One `gate serve` option: flag, environment variable, the Settings field it fills and how."""
+
+    flag: str
+    env: str
+    dest: str
+    help: str
+    parse: Callable[[str], Any] | None = None
+    parse_many: Callable[[Sequence[str]], Any] | None = None  # repeatable flags
+    metavar: str | None = None
+    is_switch: bool = False
+
+
+SERVE_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--upstream",
+        "GATE_UPSTREAM",
+        "upstream",
+        "where allowed requests go: http://, https:// or unix:/path",
+        parse_upstream,
+        metavar="URL",
+    ),
+    Option(
+        "--bind", "GATE_BIND", "bind", "public listener (default 127.0.0.1:8080)", parse_host_port, metavar="HOST:PORT"
+    ),
+    Option(
+        "--metrics-bind",
+        "GATE_METRICS_BIND",
+        "metrics_bind",
+        "listener for /metrics, /healthz, /readyz; 'off' disables (default 127.0.0.1:9464)",
+        parse_optional_host_port,
+        metavar="HOST:PORT",
+    ),
+    Option(
+        "--rules",
+        "GATE_RULES",
+        "rules",
+        "policy file or directory (default: the shipped rules)",
+        parse_existing_path,
+        metavar="PATH",
+    ),
+    Option(
+        "--store",
+        "GATE_STORE",
+        "store",
+        "memory:// (default, one instance) or redis://, rediss://, redis+cluster:// shared by every instance",
+        parse_store,
+        metavar="URL",
+    ),
+    Option(
+        "--secret-file",
+        "GATE_SECRET_FILE",
+        "secret_file",
+        "key file written by `gate keygen`; without it a temporary key is used",
+        parse_secret_file,
+        metavar="PATH",
+    ),
+    Option(
+        "--trusted-proxy",
+        "GATE_TRUSTED_PROXIES",
+        "trusted_proxies",
+        "CIDR whose X-Forwarded-For is believed; repeatable (env: comma-separated)",
+        parse_many=parse_networks,
+        metavar="CIDR",
+    ),
+    Option("--workers", "GATE_WORKERS", "workers", "worker processes (default 1)", parse_int, metavar="N"),
+    Option(
+        "--dry-run", "GATE_DRY_RUN", "dry_run", "decide, log and count, but always allow", parse_bool, is_switch=True
+    ),
+    Option(
+        "--mode",
+        "GATE_MODE",
+        "mode",
+        "proxy (default) or auth (decision endpoint for nginx auth_request)",
+        parse_mode,
+        metavar="MODE",
+    ),
+    Option(
+        "--preserve-host",
+        "GATE_PRESERVE_HOST",
+        "preserve_host",
+        "send the client's Host upstream (true, default) or the upstream's own (false)",
+        parse_bool,
+        metavar="BOOL",
+    ),
+    Option(
+        "--connect-timeout",
+        "GATE_CONNECT_TIMEOUT",
+        "connect_timeout",
+        "seconds to connect to the upstream (default 5)",
+        parse_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--upstream-timeout",
+        "GATE_UPSTREAM_TIMEOUT",
+        "upstream_timeout",
+        "seconds the upstream may stay silent before 504 (default 60)",
+        parse_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--shutdown-timeout",
+        "GATE_SHUTDOWN_TIMEOUT",
+        "shutdown_timeout",
+        "seconds in-flight requests get to finish after SIGTERM (default 30)",
+        parse_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--own-prefix",
+        "GATE_OWN_PREFIX",
+        "own_prefix",
+        "path prefix of gate's own pages (default /.gate/)",
+        parse_prefix,
+        metavar="PATH",
+    ),
+    Option(
+        "--log-level",
+        "GATE_LOG_LEVEL",
+        "log_level",
+        "debug, info (default), warning or error",
+        parse_log_level,
+        metavar="LEVEL",
+    ),
+)
+
+
+def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Build Settings from parsed flags (None or [] when absent) and the environment; all problems at once."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for option in SERVE_OPTIONS:
+        raw = flags.get(option.dest)
+        source = option.flag
+        if raw is None or raw == []:
+            if option.env not in environ:
+                continue
+            raw = environ[option.env]
+            source = option.env
+        try:
+            if option.parse_many is not None:
+                values[option.dest] = option.parse_many([raw] if isinstance(raw, str) else raw)
+            elif option.is_switch and raw is True:
+                values[option.dest] = True
+            else:
+                assert option.parse is not None
+                values[option.dest] = option.parse(raw)
+        except ValueError as error:
+            problems.append(f"{source}: {error}")
+    if "upstream" not in values and not any(p.startswith(("--upstream", "GATE_UPSTREAM")) for p in problems):
+        problems.append("--upstream: required (or set GATE_UPSTREAM), e.g. --upstream http://127.0.0.1:8081")
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)

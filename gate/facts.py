@@ -1,0 +1,76 @@
+"""Facts: what gate knows about one request, computed once from the ASGI scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gate.asgi import Scope
+from gate.net import ForwardedFor, TrustedProxies, client_prefix, parse_ip
+
+UNKNOWN_PEER = "0.0.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    method: str
+    scheme: str  # as the client used it: the trusted X-Forwarded-Proto, else the listener's
+    host: str  # as the client asked for it (trusted X-Forwarded-Host, else Host), without port handling
+    path: str  # percent-decoded, for matching; forwarding uses the raw bytes in the scope
+    query: str  # raw query string, latin-1 decoded
+    ip: str  # the client, trusted-proxy aware
+    prefix: str  # the client's /24 (IPv4) or /64 (IPv6)
+    peer: str  # the TCP peer
+    peer_trusted: bool
+    user_agent: str
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", " (cookies with "; ")
+
+    @classmethod
+    def from_scope(cls, scope: Scope, proxies: TrustedProxies) -> Facts:
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            if name in headers:
+                headers[name] += ("; " if name == "cookie" else ", ") + value
+            else:
+                headers[name] = value
+        client = scope.get("client")
+        peer = client[0] if client else UNKNOWN_PEER
+        who = proxies.resolve(peer, headers.get("x-forwarded-for"), headers.get("x-real-ip"))
+        return cls.build(scope, headers, who)
+
+    @classmethod
+    def build(
+        cls,
+        scope: Scope,
+        headers: dict[str, str],
+        who: ForwardedFor,
+        method: str | None = None,
+        path: str | None = None,
+        query: str | None = None,
+    ) -> Facts:
+        """Facts for a request whose method, path or query may come from elsewhere (auth mode's headers)."""
+        scheme = scope.get("scheme", "http")
+        host = headers.get("host", "")
+        if who.peer_trusted:
+            scheme = first_value(headers.get("x-forwarded-proto")) or scheme
+            host = first_value(headers.get("x-forwarded-host")) or host
+        address = parse_ip(who.client)
+        return cls(
+            method=method if method is not None else scope.get("method", "GET"),
+            scheme=scheme.lower(),
+            host=host,
+            path=path if path is not None else scope["path"],
+            query=query if query is not None else scope.get("query_string", b"").decode("latin-1"),
+            ip=who.client,
+            prefix=client_prefix(address) if address is not None else who.client,
+            peer=who.peer,
+            peer_trusted=who.peer_trusted,
+            user_agent=headers.get("user-agent", ""),
+            headers=headers,
+        )
+
+
+def first_value(header: str | None) -> str:
+    """The first element of a comma-separated header a proxy may have appended to."""
+    return header.split(",", 1)[0].strip() if header else ""

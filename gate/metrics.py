@@ -1,0 +1,55 @@
+"""Every Prometheus metric gate exports, defined in one place. Labels stay low-cardinality: never IPs or paths."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
+from prometheus_client.registry import REGISTRY
+
+import gate
+
+disable_created_metrics()  # the *_created series double the output and no dashboard reads them
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+requests_total = Counter(
+    "gate_requests_total",
+    "Requests decided, by the action taken, the rule that decided and the client's agent class.",
+    ["action", "rule", "agent_class"],
+)
+request_duration = Histogram(
+    "gate_request_duration_seconds",
+    "Time from receiving a request to the end of gate's response, by action.",
+    ["action"],
+    buckets=LATENCY_BUCKETS,
+)
+upstream_duration = Histogram(
+    "gate_upstream_duration_seconds",
+    "Time from forwarding a request to the upstream's response headers.",
+    buckets=LATENCY_BUCKETS,
+)
+upstream_errors_total = Counter(
+    "gate_upstream_errors_total",
+    "Forwarded requests that failed: connect (502), timeout (504), protocol (502), aborted (mid-response).",
+    ["kind"],
+)
+build_info = Gauge(
+    "gate_build_info",
+    "Always 1; the version label says which gate is running.",
+    ["version"],
+    multiprocess_mode="max",
+)
+
+
+def registry() -> CollectorRegistry:
+    """The registry /metrics serves: the process's own, or every worker's files in multiprocess mode."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        return collected
+    return REGISTRY
+
+
+def record_start() -> None:
+    build_info.labels(gate.__version__).set(1)

@@ -1,0 +1,90 @@
+"""Client addresses: trusted proxies, the client IP behind them, and the /24 or /64 a client lives in."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+IPV4_PREFIX_LEN = 24
+IPV6_PREFIX_LEN = 64
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """An address from a header or socket, IPv4-mapped IPv6 folded to IPv4; None when it is not an address."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443" as some proxies write it
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "192.0.2.1:443"
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def parse_network(text: str) -> IPNetwork:
+    """A CIDR (or a bare address, meaning one host). Raises ValueError with a readable message."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError as error:
+        raise ValueError(f"{text.strip()!r} is not an IP network (expected CIDR like 10.0.0.0/8)") from error
+
+
+def client_prefix(address: IPAddress) -> str:
+    """The network a client is bound to: its /24 for IPv4, its /64 for IPv6."""
+    length = IPV4_PREFIX_LEN if address.version == 4 else IPV6_PREFIX_LEN
+    return str(ipaddress.ip_network(f"{address}/{length}", strict=False))
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardedFor:
+    """Who the client is, as far as the trusted proxies in front of gate tell it."""
+
+    client: str
+    peer: str
+    peer_trusted: bool
+
+
+class TrustedProxies:
+    """The proxies whose X-Forwarded-For / X-Real-IP gate believes."""
+
+    def __init__(self, networks: Iterable[IPNetwork]) -> None:
+        self.networks = tuple(networks)
+        # Peers are few (the proxies in front of gate, or the clients themselves): cache the membership test.
+        self.is_trusted = lru_cache(maxsize=4096)(self._is_trusted)
+
+    def _is_trusted(self, peer: str) -> bool:
+        address = parse_ip(peer)
+        return address is not None and any(address in network for network in self.networks)
+
+    def resolve(self, peer: str, forwarded_for: str | None, real_ip: str | None) -> ForwardedFor:
+        """The client IP: the peer itself unless the peer is a trusted proxy.
+
+        Behind trusted proxies, X-Forwarded-For is read right to left, skipping trusted hops; the first
+        untrusted address is the client (anything left of it was written by the client and can be forged).
+        An unparsable entry stops the walk: the last address a trusted hop vouched for is used.
+        """
+        if not self.networks or not self.is_trusted(peer):
+            return ForwardedFor(client=peer, peer=peer, peer_trusted=False)
+        client = peer
+        if forwarded_for:
+            for hop in reversed(forwarded_for.split(",")):
+                address = parse_ip(hop)
+                if address is None:
+                    break
+                client = str(address)
+                if not self.is_trusted(client):
+                    break
+        elif real_ip:
+            address = parse_ip(real_ip)
+            if address is not None:
+                client = str(address)
+        return ForwardedFor(client=client, peer=peer, peer_trusted=True)

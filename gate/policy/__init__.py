@@ -1,0 +1,1 @@
+"""The policy: rules that turn Facts and Signals into a Decision."""

@@ -1,0 +1,118 @@
+"""Running `gate serve`: the public listener (one or more uvicorn workers) and the metrics listener.
+
+With one worker both listeners share one event loop. With several, uvicorn's supervisor spawns the workers
+(SIGHUP restarts them, SIGTERM drains them) and the metrics listener runs in a thread of the supervisor, reading
+every worker's metrics from a fresh prometheus-client multiprocess directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+import uvloop
+from uvicorn.supervisors import Multiprocess
+
+from gate.app import build_app
+from gate.config import HostPort, Settings
+
+log = logging.getLogger("gate")
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to gate (so two servers can share a process)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def uvicorn_config(app: Any, bind: HostPort, settings: Settings, **options: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=bind.host,
+        port=bind.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="on",
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=False,  # gate resolves client addresses itself, from --trusted-proxy only
+        server_header=False,
+        date_header=False,  # the upstream's Date header is forwarded; a second one would be wrong
+        timeout_graceful_shutdown=round(settings.shutdown_timeout),
+        **options,
+    )
+
+
+def public_config(settings: Settings) -> uvicorn.Config:
+    return uvicorn_config(
+        functools.partial(build_app, settings), settings.bind, settings, factory=True, workers=settings.workers
+    )
+
+
+def admin_server(settings: Settings) -> EmbeddedServer | None:
+    if settings.metrics_bind is None:
+        return None
+    from gate.admin import build_admin_app
+
+    return EmbeddedServer(uvicorn_config(build_admin_app(settings), settings.metrics_bind, settings))
+
+
+def serve(settings: Settings) -> None:
+    if settings.workers > 1:
+        serve_workers(settings)
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve_single(settings))
+
+
+async def serve_single(settings: Settings) -> None:
+    public = EmbeddedServer(public_config(settings))
+    admin = admin_server(settings)
+    loop = asyncio.get_running_loop()
+
+    def stop(signum: int) -> None:
+        log.info("received %s: draining in-flight requests", signal.Signals(signum).name)
+        public.should_exit = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
+    loop.add_signal_handler(signal.SIGHUP, log.info, "received SIGHUP: rules reload is not available yet")
+    admin_task = asyncio.ensure_future(admin.serve()) if admin else None
+    try:
+        await public.serve()
+    finally:
+        if admin and admin_task:
+            admin.should_exit = True
+            await admin_task
+
+
+def serve_workers(settings: Settings) -> None:
+    metrics_dir = tempfile.mkdtemp(prefix="gate-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by every spawned worker's prometheus-client
+    admin = admin_server(settings)
+    admin_thread = threading.Thread(target=admin.run, name="gate-metrics", daemon=True) if admin else None
+    try:
+        if admin_thread:
+            admin_thread.start()
+        config = public_config(settings)
+        socket = config.bind_socket()
+        Multiprocess(config, sockets=[socket]).run()
+    finally:
+        if admin and admin_thread:
+            admin.should_exit = True
+            admin_thread.join(timeout=5)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
