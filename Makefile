@@ -1,0 +1,63 @@
+# The two set-up commands of the README: `make run` and `make test`. Both work on a fresh Debian machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UPSTREAM ?=
+SAMPLE_PORT ?= 8081
+ARGS ?=
+APT_PACKAGES := redis-server nginx libnginx-mod-http-echo wrk
+
+.PHONY: run test lint typecheck unit bench system-deps clean
+
+$(BIN)/gate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: $(BIN)/gate
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# gate with the in-memory store in front of UPSTREAM, or of the sample site in examples/site when none is given.
+run: $(BIN)/gate
+	@if [ -n "$(UPSTREAM)" ]; then \
+		exec $(BIN)/gate serve --upstream "$(UPSTREAM)" $(ARGS); \
+	else \
+		$(PYTHON) -m http.server --bind 127.0.0.1 $(SAMPLE_PORT) --directory examples/site >/dev/null 2>&1 & site=$$!; \
+		trap 'kill $$site 2>/dev/null' EXIT INT TERM; \
+		echo "sample site on 127.0.0.1:$(SAMPLE_PORT); gate on http://127.0.0.1:8080/ (metrics on 127.0.0.1:9464)"; \
+		$(BIN)/gate serve --upstream http://127.0.0.1:$(SAMPLE_PORT) $(ARGS); \
+	fi
+
+# Installs what the tests run against (real Redis, real nginx) when missing; the tests start their own instances
+# on free loopback ports and stop them afterwards.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing="$$missing nginx"; \
+	[ -e /usr/lib/nginx/modules/ngx_http_echo_module.so ] || missing="$$missing libnginx-mod-http-echo"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check gate tests bench
+	$(BIN)/ruff format --check gate tests bench
+
+typecheck: $(VENV)/.test-deps
+	$(BIN)/mypy
+
+unit: $(VENV)/.test-deps system-deps
+	PATH="$$PATH:/usr/sbin" $(BIN)/pytest
+
+test: lint typecheck unit
+
+# Load figures: nginx directly and gate in front of it, in the same run (see docs/benchmarks.md).
+bench: $(VENV)/.test-deps system-deps
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.proxy $(ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,80 @@
+"""Session-wide real services: one Redis, one nginx with the test fixtures, one WebSocket echo server behind it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.gate_process import GateProcess, start_gate
+from tests.support.nginx import TEST_LOCATIONS, Nginx, start_nginx
+from tests.support.ports import free_port, stop, wait_for_port
+from tests.support.redis_server import redis_server
+
+FIXTURES = Path(__file__).parent / "data" / "site"
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def redis_url(services_dir: Path) -> Iterator[str]:
+    import os
+
+    if os.environ.get("GATE_TEST_REDIS_URL"):
+        yield os.environ["GATE_TEST_REDIS_URL"]
+        return
+    with redis_server(services_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def websocket_echo(services_dir: Path) -> Iterator[int]:
+    port = free_port()
+    log = services_dir / "ws-echo.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.ws_echo", str(port)], stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_port("127.0.0.1", port, process, log)
+        yield port
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="session")
+def site_root(services_dir: Path) -> Path:
+    """The fixture site plus a sparse 1 GiB file for streaming tests (sparse: costs no disk)."""
+    root = services_dir / "site"
+    subprocess.run(["cp", "-r", str(FIXTURES), str(root)], check=True)
+    with (root / "big.bin").open("wb") as big:
+        big.truncate(1 << 30)
+    return root
+
+
+@pytest.fixture(scope="session")
+def nginx(services_dir: Path, site_root: Path, websocket_echo: int) -> Iterator[Nginx]:
+    uploads = services_dir / "uploads"
+    uploads.mkdir()
+    locations = TEST_LOCATIONS.replace("{uploads}", str(uploads)).replace("{websocket_port}", str(websocket_echo))
+    server = start_nginx(services_dir / "nginx", site_root, locations)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gate(services_dir: Path, nginx: Nginx) -> Iterator[GateProcess]:
+    """A gate with default settings in front of the test nginx."""
+    process = start_gate(services_dir / "gate", nginx.url)
+    try:
+        yield process
+    finally:
+        process.stop()

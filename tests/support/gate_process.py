@@ -1,0 +1,87 @@
+"""gate itself as a real process (`python -m gate serve`), on free ports, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.ports import free_port, stop, wait_for_port
+
+
+@dataclass
+class GateProcess:
+    host: str
+    port: int
+    metrics_port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def stop(self) -> None:
+        stop(self.process)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+        return lines
+
+    def access_lines(self, path: str | None = None, wait: float = 2.0) -> list[dict[str, Any]]:
+        """The request log lines (for `path`, when given), waiting briefly for the line to be written."""
+        deadline = time.monotonic() + wait
+        while True:
+            lines = [
+                line for line in self.log_lines()
+                if line.get("logger") == "gate.access" and (path is None or line.get("path") == path)
+            ]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def peak_rss_kib(self) -> int:
+        return _status_kib(self.process.pid, "VmHWM")
+
+    def rss_kib(self) -> int:
+        return _status_kib(self.process.pid, "VmRSS")
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def start_gate(
+    directory: Path, upstream: str, *arguments: str, host: str = "127.0.0.1", env: dict[str, str] | None = None
+) -> GateProcess:
+    """Start `gate serve` in front of `upstream` with extra command-line arguments; wait until it listens."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port(host)
+    metrics_port = free_port()
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    log = directory / f"gate-{port}.log"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("GATE_")}
+    environment.update(env or {})
+    command = [sys.executable, "-m", "gate", "serve", "--upstream", upstream, "--bind", bind,
+               "--metrics-bind", f"127.0.0.1:{metrics_port}", *arguments]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
+    wait_for_port(host, port, process, log)
+    wait_for_port("127.0.0.1", metrics_port, process, log)
+    return GateProcess(host=host, port=port, metrics_port=metrics_port, process=process, log=log)
