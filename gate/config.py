@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from gate.keys import load_keyring
 from gate.net import IPNetwork, parse_network
+from gate.store import memory_max_keys
 
 Mode = Literal["proxy", "auth"]
 
@@ -151,6 +152,8 @@ def parse_store(text: str) -> str:
     scheme = urlsplit(text).scheme
     if scheme not in ("memory", "redis", "rediss", "redis+cluster", "unix"):
         raise ValueError(f"{text!r}: expected memory://, redis://, rediss://, redis+cluster:// or unix://")
+    if scheme == "memory":
+        memory_max_keys(text)
     return text
 
 

@@ -56,10 +56,13 @@ class KeyRing:
 
 
 def decode_key(text: str) -> SecretKey:
+    # Strict: the lenient decoder would drop characters outside the alphabet, so "KEY # old note" would load as a
+    # different key and silently invalidate every token it signed.
+    standard = text.translate(str.maketrans("-_", "+/")) + "=" * (-len(text) % 4)
     try:
-        material = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        material = base64.b64decode(standard, validate=True)
     except (binascii.Error, ValueError) as error:
-        raise ValueError("not URL-safe base64") from error
+        raise ValueError("not a key (URL-safe base64 only; comments go on lines of their own)") from error
     if len(material) < KEY_BYTES:
         raise ValueError(f"a key needs at least {KEY_BYTES} bytes, this one has {len(material)}")
     return SecretKey(material)

@@ -14,6 +14,8 @@ IPV4_PREFIX_LEN = 24
 IPV6_PREFIX_LEN = 64
 
 
+# Caches are bounded: addresses come from clients, and a few thousand recent ones cover the steady state.
+@lru_cache(maxsize=16384)
 def parse_ip(text: str) -> IPAddress | None:
     """An address from a header or socket, IPv4-mapped IPv6 folded to IPv4; None when it is not an address."""
     text = text.strip()
@@ -38,6 +40,7 @@ def parse_network(text: str) -> IPNetwork:
         raise ValueError(f"{text.strip()!r} is not an IP network (expected CIDR like 10.0.0.0/8)") from error
 
 
+@lru_cache(maxsize=16384)
 def client_prefix(address: IPAddress) -> str:
     """The network a client is bound to: its /24 for IPv4, its /64 for IPv6."""
     length = IPV4_PREFIX_LEN if address.version == 4 else IPV6_PREFIX_LEN
@@ -72,6 +75,8 @@ class TrustedProxies:
         untrusted address is the client (anything left of it was written by the client and can be forged).
         An unparsable entry stops the walk: the last address a trusted hop vouched for is used.
         """
+        address = parse_ip(peer)
+        peer = str(address) if address is not None else peer  # a dual-stack listener's ::ffff:a.b.c.d is a.b.c.d
         if not self.networks or not self.is_trusted(peer):
             return ForwardedFor(client=peer, peer=peer, peer_trusted=False)
         client = peer

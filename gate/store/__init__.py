@@ -11,10 +11,21 @@ from gate.store.redis import RedisStore
 __all__ = ["MemoryStore", "RedisStore", "Store", "StoreError", "open_store"]
 
 
+def memory_max_keys(url: str) -> int:
+    """The key bound of a memory:// URL; ValueError with a readable message when it is not a positive integer."""
+    values = parse_qs(urlsplit(url).query).get("max_keys")
+    if not values:
+        return MemoryStore.DEFAULT_MAX_KEYS
+    try:
+        max_keys = int(values[0])
+    except ValueError:
+        max_keys = 0
+    if max_keys < 1:
+        raise ValueError(f"{url!r}: max_keys must be a whole number of at least 1")
+    return max_keys
+
+
 def open_store(url: str) -> Store:
-    parts = urlsplit(url)
-    if parts.scheme == "memory":
-        options = parse_qs(parts.query)
-        max_keys = int(options["max_keys"][0]) if "max_keys" in options else MemoryStore.DEFAULT_MAX_KEYS
-        return MemoryStore(max_keys=max_keys)
+    if urlsplit(url).scheme == "memory":
+        return MemoryStore(max_keys=memory_max_keys(url))
     return RedisStore.from_url(url)

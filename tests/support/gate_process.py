@@ -46,7 +46,8 @@ class GateProcess:
         deadline = time.monotonic() + wait
         while True:
             lines = [
-                line for line in self.log_lines()
+                line
+                for line in self.log_lines()
                 if line.get("logger") == "gate.access" and (path is None or line.get("path") == path)
             ]
             if lines or time.monotonic() > deadline:
@@ -78,8 +79,19 @@ def start_gate(
     log = directory / f"gate-{port}.log"
     environment = {key: value for key, value in os.environ.items() if not key.startswith("GATE_")}
     environment.update(env or {})
-    command = [sys.executable, "-m", "gate", "serve", "--upstream", upstream, "--bind", bind,
-               "--metrics-bind", f"127.0.0.1:{metrics_port}", *arguments]
+    command = [
+        sys.executable,
+        "-m",
+        "gate",
+        "serve",
+        "--upstream",
+        upstream,
+        "--bind",
+        bind,
+        "--metrics-bind",
+        f"127.0.0.1:{metrics_port}",
+        *arguments,
+    ]
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
     wait_for_port(host, port, process, log)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -13,15 +14,35 @@ ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
 
 # Locations the proxy tests rely on; {uploads} and {websocket_port} are filled in per server.
 TEST_LOCATIONS = r"""
-    location = /cookies { add_header Set-Cookie "a=1; Path=/"; add_header Set-Cookie "b=2; Path=/"; return 200 "two cookies\n"; }
+    location = /cookies {
+        add_header Set-Cookie "a=1; Path=/";
+        add_header Set-Cookie "b=2; Path=/";
+        return 200 "two cookies\n";
+    }
     location = /headers {
         default_type text/plain;
-        return 200 "xff=$http_x_forwarded_for\nreal=$http_x_real_ip\nproto=$http_x_forwarded_proto\nxhost=$http_x_forwarded_host\nhost=$http_host\nfoo=$http_x_foo\nconnection=$http_connection\nkeepalive=$http_keep_alive\nua=$http_user_agent\naccept=$http_accept\n";
+        return 200 "xff=$http_x_forwarded_for
+real=$http_x_real_ip
+proto=$http_x_forwarded_proto
+xhost=$http_x_forwarded_host
+host=$http_host
+foo=$http_x_foo
+connection=$http_connection
+keepalive=$http_keep_alive
+ua=$http_user_agent
+accept=$http_accept
+";
     }
     location /uri { default_type text/plain; return 200 "$request_uri"; }
     location = /slow { default_type text/plain; echo_sleep 3; echo "late"; }
     location = /stall { default_type text/plain; echo "first"; echo_flush; echo_sleep 5; echo "second"; }
-    location /upload/ { root {uploads}; client_max_body_size 0; client_body_buffer_size 1m; dav_methods PUT; create_full_put_path on; }
+    location /upload/ {
+        root {uploads};
+        client_max_body_size 0;
+        client_body_buffer_size 1m;
+        dav_methods PUT;
+        create_full_put_path on;
+    }
     location /ws {
         proxy_pass http://127.0.0.1:{websocket_port};
         proxy_http_version 1.1;
@@ -58,9 +79,12 @@ def start_nginx(directory: Path, root: Path, locations: str = "", workers: int =
     """Start nginx with its config, logs and temp files under `directory`, serving `root`."""
     port = free_port()
     directory.mkdir(parents=True, exist_ok=True)
+    # As root, nginx's workers would drop to an unprivileged user that cannot read pytest's private temp dirs.
+    user = "user root;" if os.geteuid() == 0 else ""
     modules = f"load_module {ECHO_MODULE};" if ECHO_MODULE.exists() and "echo_" in locations else ""
     config = f"""
 {modules}
+{user}
 worker_processes {workers};
 daemon off;
 master_process on;

@@ -15,7 +15,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], log: Path | None, timeout: float = 15) -> None:
+def wait_for_port(
+    host: str, port: int, process: subprocess.Popen[bytes], log: Path | None, timeout: float = 15
+) -> None:
     """Until something accepts on host:port; fail fast (with the log) when the process dies first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,0 +1,105 @@
+"""The metrics listener: /metrics counts what gate did, /healthz and /readyz report its state."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.gate_process import GateProcess, start_gate
+from tests.support.nginx import Nginx
+from tests.support.ports import free_port
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    for line in metrics.splitlines():
+        match = re.match(rf"^{re.escape(name)}(\{{(?P<labels>[^}}]*)\}})? (?P<value>\S+)$", line)
+        if not match:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group("labels") or ""))
+        if all(found.get(key) == value for key, value in labels.items()):
+            return float(match.group("value"))
+    return 0.0
+
+
+@pytest.fixture
+def gates() -> Iterator[list[GateProcess]]:
+    started: list[GateProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def test_requests_are_counted_by_action_rule_and_agent_class(gate: GateProcess) -> None:
+    before = httpx.get(gate.metrics_url + "/metrics").text
+    for _ in range(3):
+        httpx.get(gate.url + "/page.html", headers={"User-Agent": "curl/8.5.0"})
+    after = httpx.get(gate.metrics_url + "/metrics").text
+    labels = {"action": "allow", "rule": "allow-all", "agent_class": "http-library"}
+    assert sample(after, "gate_requests_total", **labels) - sample(before, "gate_requests_total", **labels) == 3
+    assert sample(after, "gate_upstream_duration_seconds_count") >= 3
+    assert sample(after, "gate_build_info") == 1
+
+
+def test_upstream_errors_are_counted(gates: list[GateProcess], tmp_path: Path) -> None:
+    gates.append(start_gate(tmp_path, f"http://127.0.0.1:{free_port()}"))
+    httpx.get(gates[0].url + "/")
+    metrics = httpx.get(gates[0].metrics_url + "/metrics").text
+    assert sample(metrics, "gate_upstream_errors_total", kind="connect") == 1
+
+
+def test_metrics_are_not_on_the_public_listener(gate: GateProcess) -> None:
+    response = httpx.get(gate.url + "/metrics")
+    assert "gate_requests_total" not in response.text
+
+
+def test_health_and_readiness(gate: GateProcess) -> None:
+    assert httpx.get(gate.metrics_url + "/healthz").text == "ok\n"
+    ready = httpx.get(gate.metrics_url + "/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "checks": {"upstream": "ok", "store": "ok"}}
+
+
+def test_not_ready_when_upstream_or_store_is_down(gates: list[GateProcess], tmp_path: Path) -> None:
+    gates.append(
+        start_gate(tmp_path, f"http://127.0.0.1:{free_port()}", "--store", f"redis://127.0.0.1:{free_port()}/0")
+    )
+    assert httpx.get(gates[0].metrics_url + "/healthz").status_code == 200
+    ready = httpx.get(gates[0].metrics_url + "/readyz", timeout=10)
+    assert ready.status_code == 503
+    checks = ready.json()["checks"]
+    assert checks["upstream"].startswith("error")
+    assert checks["store"].startswith("error")
+
+
+def test_ready_with_redis_store(gates: list[GateProcess], tmp_path: Path, nginx: Nginx, redis_url: str) -> None:
+    gates.append(start_gate(tmp_path, nginx.url, "--store", redis_url))
+    assert httpx.get(gates[0].metrics_url + "/readyz").json()["checks"]["store"] == "ok"
+
+
+def test_two_workers_serve_and_metrics_add_up(gates: list[GateProcess], tmp_path: Path, nginx: Nginx) -> None:
+    gates.append(start_gate(tmp_path, nginx.url, "--workers", "2"))
+    two = gates[0]
+    with httpx.Client() as client:  # a fresh connection per request spreads them over both workers
+        for _ in range(40):
+            assert client.get(two.url + "/page.html", headers={"Connection": "close"}).status_code == 200
+    metrics = httpx.get(two.metrics_url + "/metrics").text
+    assert sample(metrics, "gate_requests_total", action="allow", rule="allow-all") == 40
+
+
+def test_request_log_line_explains_the_decision(gate: GateProcess) -> None:
+    httpx.get(gate.url + "/page.html?secret=1", headers={"User-Agent": "python-requests/2.32"})
+    line = gate.access_lines("/page.html")[-1]
+    assert line["method"] == "GET"
+    assert line["status"] == 200
+    assert line["action"] == "allow"
+    assert line["rule"] == "allow-all"
+    assert line["agent_class"] == "http-library"
+    assert line["ip"] == "127.0.0.1"
+    assert isinstance(line["upstream_ms"], float)
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", line["time"])
+    assert "secret" not in str(line)  # query strings can carry tokens: they stay out of the log

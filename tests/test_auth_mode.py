@@ -1,0 +1,65 @@
+"""--mode auth: the decision endpoint for nginx auth_request, Traefik forwardAuth and Caddy forward_auth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.gate_process import GateProcess, start_gate
+from tests.support.ports import free_port
+
+
+@pytest.fixture(scope="module")
+def auth_gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateProcess]:
+    # In auth mode gate forwards nothing: the upstream is only probed by /readyz.
+    process = start_gate(
+        tmp_path_factory.mktemp("auth"),
+        f"http://127.0.0.1:{free_port()}",
+        "--mode",
+        "auth",
+        "--trusted-proxy",
+        "127.0.0.1/32",
+    )
+    yield process
+    process.stop()
+
+
+def test_allowed_request_answers_2xx_with_the_decision(auth_gate: GateProcess) -> None:
+    response = httpx.get(
+        auth_gate.url + "/.gate/auth",
+        headers={
+            "X-Original-URI": "/essays/one.html?page=2",
+            "X-Original-Method": "GET",
+            "X-Real-IP": "203.0.113.5",
+            "User-Agent": "curl/8.5.0",
+        },
+    )
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["x-gate-action"] == "allow"
+    assert response.headers["x-gate-rule"] == "allow-all"
+    line = auth_gate.access_lines("/essays/one.html")[-1]
+    assert line["ip"] == "203.0.113.5"
+    assert line["method"] == "GET"
+    assert line["agent_class"] == "http-library"
+
+
+def test_traefik_and_caddy_headers_describe_the_original_request(auth_gate: GateProcess) -> None:
+    response = httpx.get(
+        auth_gate.url + "/.gate/auth",
+        headers={
+            "X-Forwarded-Uri": "/feed%20x.xml",
+            "X-Forwarded-Method": "post",
+            "X-Forwarded-Host": "blog.test",
+            "X-Forwarded-For": "198.51.100.23",
+        },
+    )
+    assert response.status_code == 200
+    line = auth_gate.access_lines("/feed x.xml")[-1]
+    assert (line["method"], line["host"], line["ip"]) == ("POST", "blog.test", "198.51.100.23")
+
+
+def test_other_paths_are_not_proxied_in_auth_mode(auth_gate: GateProcess) -> None:
+    assert httpx.get(auth_gate.url + "/essays/one.html").status_code == 404
