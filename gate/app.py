@@ -15,7 +15,7 @@ from gate.asgi import Receive, Scope, Send
 from gate.config import Settings
 from gate.facts import Facts
 from gate.fingerprint import Signals, fingerprint
-from gate.logs import log_request
+from gate.logs import AccessLog
 from gate.net import TrustedProxies
 from gate.policy.engine import AllowAll, Policy
 from gate.policy.model import Action, Decision
@@ -45,6 +45,7 @@ class Gate:
             settings.upstream, settings.preserve_host, settings.connect_timeout, settings.upstream_timeout
         )
         self.auth_path = settings.own_prefix + "auth"
+        self.access_log = AccessLog(enabled=settings.log_level in ("debug", "info"))
         self.responders: dict[Action, Responder] = {Action.ALLOW: self.forward, Action.DENY: self.deny}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,6 +66,7 @@ class Gate:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.forwarder.close()
+                self.access_log.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -135,7 +137,7 @@ class Gate:
             metrics.upstream_duration.observe(outcome.upstream_seconds)
         if outcome.error is not None:
             metrics.upstream_errors_total.labels(outcome.error).inc()
-        log_request(
+        self.access_log.write(
             {
                 "ip": facts.ip,
                 "method": facts.method,

@@ -1,0 +1,1 @@
+"""Load benchmarks: `make bench` runs bench.proxy (see docs/benchmarks.md)."""

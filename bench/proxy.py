@@ -1,0 +1,307 @@
+"""nginx directly, and gate with 1 and 2 workers in front of that same nginx, measured with wrk in one run.
+
+The machine is shared and wrk runs on the same cores, so absolute figures drift between runs; the targets are
+measured in interleaved rounds and each gate figure is also given as a ratio to nginx direct from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.support.gate_process import GateProcess, start_gate
+from tests.support.nginx import nginx_binary, start_nginx
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+SITE = REPOSITORY / "tests" / "data" / "site"
+RESULTS = REPOSITORY / "bench" / "results"
+PAGE = "/page.html"
+THREADS = 2
+WARMUP_SECONDS = 2
+# One nginx worker per core, as a production nginx on this machine would have.
+NGINX_WORKERS = 2
+GATE_WORKERS = (1, 2)
+# Seconds wrk may overrun --duration (start-up, final reads) before the run is treated as hung.
+WRK_GRACE_SECONDS = 30
+NGINX_DIRECT = "nginx direct"
+
+REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([\d.]+)\s*$", re.MULTILINE)
+P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
+NON_2XX_3XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+MILLISECONDS_PER_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: int
+    rounds: int
+    connections: int
+    json_path: Path
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_second: float
+    p99_ms: float
+    non_2xx_3xx: int
+    socket_errors: int
+
+
+@dataclass(frozen=True)
+class Measurement:
+    round: int
+    target: str
+    result: WrkResult
+
+
+@dataclass(frozen=True)
+class Summary:
+    configuration: str
+    requests_per_second: float
+    p99_ms: float
+    vs_nginx: float
+    non_2xx_3xx: int
+    socket_errors: int
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def parse_options(arguments: Sequence[str]) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.proxy", description=__doc__)
+    parser.add_argument("--duration", type=positive_int, default=10, help="seconds per measured wrk run (10)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds over all targets (3)")
+    parser.add_argument("--connections", type=positive_int, default=64, help="wrk connections (64)")
+    parser.add_argument("--json", type=Path, help="where to write the results (bench/results/proxy-<time>.json)")
+    parsed = parser.parse_args(arguments)
+    if parsed.connections < THREADS:
+        parser.error(f"--connections must be at least the {THREADS} wrk threads")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    json_path = parsed.json or RESULTS / f"proxy-{stamp}.json"
+    return Options(parsed.duration, parsed.rounds, parsed.connections, json_path)
+
+
+def wrk_command(url: str, connections: int, duration: int) -> list[str]:
+    return ["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{duration}s", "--latency", url + PAGE]
+
+
+def run_wrk(url: str, connections: int, duration: int) -> str:
+    completed = subprocess.run(
+        wrk_command(url, connections, duration),
+        capture_output=True,
+        text=True,
+        timeout=duration + WRK_GRACE_SECONDS,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"wrk failed ({completed.returncode}):\n{completed.stdout}{completed.stderr}")
+    return completed.stdout
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Requests/sec, the 99% latency line of --latency in ms, and the error counts wrk prints only when non-zero."""
+    requests = REQUESTS_PER_SECOND.search(output)
+    p99 = P99.search(output)
+    if requests is None or p99 is None:
+        raise ValueError(f"unexpected wrk output:\n{output}")
+    non_2xx = NON_2XX_3XX.search(output)
+    socket_errors = SOCKET_ERRORS.search(output)
+    return WrkResult(
+        requests_per_second=float(requests.group(1)),
+        p99_ms=float(p99.group(1)) * MILLISECONDS_PER_UNIT[p99.group(2)],
+        non_2xx_3xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(count) for count in socket_errors.groups()) if socket_errors else 0,
+    )
+
+
+def measure_rounds(targets: Sequence[Target], options: Options) -> list[Measurement]:
+    """Each round warms up and measures every target in turn, so drift on the machine hits all of them alike."""
+    measurements = []
+    for number in range(1, options.rounds + 1):
+        for target in targets:
+            progress(f"round {number}/{options.rounds}: {target.name}")
+            run_wrk(target.url, options.connections, WARMUP_SECONDS)
+            result = parse_wrk(run_wrk(target.url, options.connections, options.duration))
+            measurements.append(Measurement(number, target.name, result))
+    return measurements
+
+
+def summarise(targets: Sequence[Target], measurements: Sequence[Measurement]) -> list[Summary]:
+    def of(name: str) -> list[WrkResult]:
+        return [measurement.result for measurement in measurements if measurement.target == name]
+
+    nginx_median = statistics.median(result.requests_per_second for result in of(NGINX_DIRECT))
+    summaries = []
+    for target in targets:
+        results = of(target.name)
+        median = statistics.median(result.requests_per_second for result in results)
+        summaries.append(
+            Summary(
+                configuration=target.name,
+                requests_per_second=median,
+                p99_ms=statistics.median(result.p99_ms for result in results),
+                vs_nginx=median / nginx_median,
+                non_2xx_3xx=sum(result.non_2xx_3xx for result in results),
+                socket_errors=sum(result.socket_errors for result in results),
+            )
+        )
+    return summaries
+
+
+def gate_log_problems(gate: GateProcess) -> list[str]:
+    """gate's own warnings and errors from its log (read after it stopped, so the log is complete)."""
+    return [
+        f"{line.get('level')}: {line.get('message')}"
+        for line in gate.log_lines()
+        if line.get("level") in {"warning", "error", "critical"}
+    ]
+
+
+def run_benchmark(options: Options) -> tuple[list[Summary], list[Measurement], dict[str, list[str]]]:
+    with tempfile.TemporaryDirectory(prefix="gate-bench-") as temporary:
+        directory = Path(temporary)
+        gates: dict[str, GateProcess] = {}
+        with ExitStack() as running:
+            nginx = start_nginx(directory / "nginx", SITE, workers=NGINX_WORKERS)
+            running.callback(nginx.stop)
+            targets = [Target(NGINX_DIRECT, nginx.url)]
+            for workers in GATE_WORKERS:
+                name = f"gate, {workers} worker{'s' if workers > 1 else ''}"
+                gate = start_gate(directory / f"gate-{workers}", nginx.url, "--workers", str(workers))
+                running.callback(gate.stop)
+                gates[name] = gate
+                targets.append(Target(name, gate.url))
+            measurements = measure_rounds(targets, options)
+        log_problems = {name: gate_log_problems(gate) for name, gate in gates.items()}
+    return summarise(targets, measurements), measurements, log_problems
+
+
+def first_line(command: list[str]) -> str:
+    """The version line of a tool that prints it to stdout or stderr, with any exit status (wrk -v exits 1)."""
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    return (completed.stdout + completed.stderr).strip().splitlines()[0]
+
+
+def environment(options: Options, arguments: Sequence[str]) -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["python", "-m", "bench.proxy", *arguments]),
+        "wrk_command": shlex.join(wrk_command("URL", options.connections, options.duration)),
+        "warmup_seconds": WARMUP_SECONDS,
+        "rounds": options.rounds,
+        "nproc": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "nginx": first_line([nginx_binary(), "-v"]).removeprefix("nginx version: "),
+        "nginx_workers": NGINX_WORKERS,
+        "wrk": first_line(["wrk", "-v"]).split(" Copyright")[0],
+    }
+
+
+def markdown_table(summaries: Sequence[Summary]) -> str:
+    lines = [
+        "| configuration | req/s (median) | p99 ms (median) | vs nginx |",
+        "|---|---:|---:|---:|",
+    ]
+    for summary in summaries:
+        lines.append(
+            f"| {summary.configuration} | {summary.requests_per_second:,.0f} | {summary.p99_ms:.2f} "
+            f"| {summary.vs_nginx:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def problems(summaries: Sequence[Summary], log_problems: dict[str, list[str]]) -> list[str]:
+    found = []
+    for summary in summaries:
+        if summary.non_2xx_3xx or summary.socket_errors:
+            found.append(
+                f"{summary.configuration}: wrk reported {summary.non_2xx_3xx} non-2xx/3xx responses "
+                f"and {summary.socket_errors} socket errors"
+            )
+    for name, lines in log_problems.items():
+        if lines:
+            found.append(f"{name}: {len(lines)} warning/error lines in gate's log, first: {lines[0]}")
+    return found
+
+
+def report(setting: dict[str, Any], summaries: Sequence[Summary], found: Sequence[str]) -> str:
+    header = [
+        f"- date: {setting['date']}",
+        f"- command: `{setting['command']}`",
+        f"- wrk: `{setting['wrk_command']}` per target, after a {setting['warmup_seconds']} s warm-up; rounds:"
+        f" {setting['rounds']}, each measuring nginx direct, gate with 1 worker, gate with 2 workers in turn",
+        f"- nproc: {setting['nproc']}; python {setting['python']}; {setting['nginx']} ({setting['nginx_workers']}"
+        f" workers); {setting['wrk']}",
+    ]
+    errors = [f"- ERROR {line}" for line in found] or ["- no non-2xx/3xx responses, socket errors or gate log errors"]
+    return "\n".join([*header, "", markdown_table(summaries), "", *errors])
+
+
+def write_json(
+    path: Path,
+    setting: dict[str, Any],
+    summaries: Sequence[Summary],
+    measurements: Sequence[Measurement],
+    found: Sequence[str],
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        **setting,
+        "summary": [asdict(summary) for summary in summaries],
+        "measurements": [asdict(measurement) for measurement in measurements],
+        "problems": list(found),
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(arguments: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if arguments is None else arguments
+    options = parse_options(arguments)
+    if shutil.which("wrk") is None:
+        progress("wrk is not installed: `make system-deps` installs it")
+        return 1
+    setting = environment(options, arguments)
+    try:
+        summaries, measurements, log_problems = run_benchmark(options)
+    except KeyboardInterrupt:
+        progress("interrupted; every process this benchmark started has been stopped")
+        return 130
+    found = problems(summaries, log_problems)
+    print(report(setting, summaries, found))
+    write_json(options.json_path, setting, summaries, measurements, found)
+    progress(f"results written to {options.json_path}")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
