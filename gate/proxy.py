@@ -278,6 +278,11 @@ class Forwarder:
         return Outcome(101, upstream_seconds)
 
 
+def sendable_close_code(code: int | None) -> int:
+    """1005 (no status) and 1006 (abnormal closure) describe a close but may not be sent in one (RFC 6455 §7.4.1)."""
+    return 1000 if code in (None, 1005, 1006, 1015) else code
+
+
 async def wait_for_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -304,4 +309,4 @@ async def pump_upstream(upstream: aiohttp.ClientWebSocketResponse, send: Send) -
         else:
             break
     with contextlib.suppress(Exception):  # the client may already be gone
-        await send({"type": "websocket.close", "code": upstream.close_code or 1000})
+        await send({"type": "websocket.close", "code": sendable_close_code(upstream.close_code)})

@@ -247,3 +247,11 @@ def test_sigterm_drains_in_flight_requests(own_gate: list[GateProcess], tmp_path
     assert draining.process.wait(timeout=10) == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(draining.url + "/page.html")
+
+
+def test_websocket_refused_by_the_upstream_is_refused_to_the_client(gate: GateProcess) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus):  # nginx answers /page.html with 200, not 101: no tunnel is opened
+        websocket_connect(gate.url.replace("http://", "ws://") + "/page.html", open_timeout=5)
+    assert gate.access_lines("/page.html")[-1]["status"] == 502
