@@ -5,7 +5,6 @@ BIN := $(VENV)/bin
 UPSTREAM ?=
 SAMPLE_PORT ?= 8081
 ARGS ?=
-APT_PACKAGES := redis-server nginx libnginx-mod-http-echo wrk
 
 .PHONY: run test lint typecheck unit bench system-deps clean
 
@@ -30,14 +29,15 @@ run: $(BIN)/gate
 		$(BIN)/gate serve --upstream http://127.0.0.1:$(SAMPLE_PORT) $(ARGS); \
 	fi
 
-# Installs what the tests run against (real Redis, real nginx) when missing; the tests start their own instances
-# on free loopback ports and stop them afterwards.
+# Installs what the tests run against (real Redis, real nginx, Debian's Chromium driven by Playwright) when missing;
+# the tests start their own instances on free loopback ports and stop them afterwards.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing="$$missing nginx"; \
 	[ -e /usr/lib/nginx/modules/ngx_http_echo_module.so ] || missing="$$missing libnginx-mod-http-echo"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	{ command -v chromium >/dev/null || [ -x /usr/bin/chromium ]; } || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
