@@ -5,7 +5,10 @@ facts -> (own route?) -> signals -> decision -> response, then one metric update
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
@@ -14,11 +17,13 @@ from gate import metrics
 from gate.asgi import Receive, Scope, Send
 from gate.config import Settings
 from gate.facts import Facts
-from gate.fingerprint import Signals, fingerprint
+from gate.fingerprint import Signals
 from gate.logs import AccessLog
 from gate.net import TrustedProxies
-from gate.policy.engine import AllowAll, Policy
+from gate.policy.engine import Policy
+from gate.policy.load import load_policy
 from gate.policy.model import Action, Decision
+from gate.policy.reload import RulesWatcher
 from gate.proxy import Forwarder
 from gate.responses import Outcome, send_page
 
@@ -36,17 +41,23 @@ AUTH_STATUS = {
 }
 
 
+# Actions whose responses arrive with later capabilities (challenge page, throttling, terms documents) are answered,
+# until then, with the nearest action gate has: people are never locked out, AI crawlers are kept out.
+STAND_INS = {Action.CHALLENGE: Action.ALLOW, Action.THROTTLE: Action.ALLOW, Action.TERMS: Action.DENY}
+
+
 class Gate:
     def __init__(self, settings: Settings, policy: Policy | None = None) -> None:
         self.settings = settings
         self.proxies = TrustedProxies(settings.trusted_proxies)
-        self.policy: Policy = policy or AllowAll()
+        self.rules = RulesWatcher(settings.rules, policy or load_policy(settings.rules))
         self.forwarder = Forwarder(
             settings.upstream, settings.preserve_host, settings.connect_timeout, settings.upstream_timeout
         )
         self.auth_path = settings.own_prefix + "auth"
         self.access_log = AccessLog(enabled=settings.log_level in ("debug", "info"))
         self.responders: dict[Action, Responder] = {Action.ALLOW: self.forward, Action.DENY: self.deny}
+        self._watch: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -63,18 +74,40 @@ class Gate:
             if message["type"] == "lifespan.startup":
                 await self.forwarder.start()
                 metrics.record_start()
+                self.start_rules_reloading()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._watch is not None:
+                    self._watch.cancel()
                 await self.forwarder.close()
                 self.access_log.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def start_rules_reloading(self) -> None:
+        """Reload on SIGHUP (when gate runs in the main thread, as every worker does) and on changed files."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            loop.add_signal_handler(signal.SIGHUP, self.rules.reload, "SIGHUP")
+        self._watch = loop.create_task(self.rules.watch())
+        waiting = sorted(
+            {action.value for rule in self.rules.policy.rules if (action := rule.effect.action) in STAND_INS}
+        )
+        if waiting:
+            log.warning(
+                "the rules use %s, which this gate answers with a stand-in: %s",
+                ", ".join(waiting),
+                "; ".join(f"{action.value} -> {stand_in.value}" for action, stand_in in STAND_INS.items()),
+            )
+
     def decide(self, facts: Facts) -> tuple[Signals, Decision, Action]:
         """Signals, the policy's decision, and the action taken (always allow in dry-run mode)."""
-        signals = fingerprint(facts)
-        decision = self.policy.evaluate(facts, signals)
-        return signals, decision, Action.ALLOW if self.settings.dry_run else decision.action
+        policy = self.rules.policy
+        signals = policy.fingerprint(facts)
+        decision = policy.evaluate(facts, signals)
+        if self.settings.dry_run:
+            return signals, decision, Action.ALLOW
+        return signals, decision, STAND_INS.get(decision.action, decision.action)
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -148,7 +181,7 @@ class Gate:
                 "decided": decision.action.value,
                 "rule": decision.rule,
                 "agent_class": signals.agent_class,
-                "agent": signals.agent,
+                "agent": signals.agent_name,
                 "upstream_ms": None if outcome.upstream_seconds is None else round(outcome.upstream_seconds * 1000, 2),
                 "duration_ms": round(duration * 1000, 2),
                 "error": outcome.error,

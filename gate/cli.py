@@ -1,4 +1,4 @@
-"""The `gate` command: serve, keygen."""
+"""The `gate` command: serve, check, rules lint, keygen."""
 
 from __future__ import annotations
 
@@ -35,6 +35,23 @@ def build_parser() -> Parser:
         else:
             serve.add_argument(option.flag, dest=option.dest, metavar=option.metavar, help=help_text)
 
+    check = commands.add_parser(
+        "check",
+        help="explain the decision for a request",
+        description="Explain what the policy decides for one request (flags) or many (JSON lines on stdin).",
+    )
+    check.add_argument("--url", help="the request's absolute URL, e.g. https://example.org/essays/")
+    check.add_argument("--method", default="GET")
+    check.add_argument("--ip", default="127.0.0.1", help="the client address")
+    check.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable")
+    check.add_argument("--jsonl", metavar="-", help="read requests as JSON lines from standard input ('-')")
+    check.add_argument("--rules", type=Path, help="rules file or directory (default: GATE_RULES or the shipped rules)")
+
+    rules = commands.add_parser("rules", help="work with rules files")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, parser_class=Parser)
+    lint = rules_commands.add_parser("lint", help="validate rules", description="Validate rules; exit 1 on error.")
+    lint.add_argument("path", nargs="?", type=Path, help="rules file or directory (default: the shipped rules)")
+
     keygen = commands.add_parser(
         "keygen", help="write a secret key file", description="Write a new secret key file (mode 0600)."
     )
@@ -47,9 +64,8 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    if arguments.command == "serve":
-        return run_serve(arguments)
-    return run_keygen(arguments)
+    commands = {"serve": run_serve, "check": run_check, "rules": run_lint, "keygen": run_keygen}
+    return commands[arguments.command](arguments)
 
 
 def run_serve(arguments: argparse.Namespace) -> int:
@@ -60,10 +76,78 @@ def run_serve(arguments: argparse.Namespace) -> int:
             print(f"gate: error: {problem}", file=sys.stderr)
         return 2
     from gate.logs import configure_logging
+    from gate.policy.load import load_policy
+    from gate.policy.source import RulesError
     from gate.server import serve
 
+    try:
+        load_policy(settings.rules)  # refuse to start on broken rules; the workers load them again
+    except RulesError as error:
+        for rules_problem in error.problems:
+            print(f"gate: error: --rules: {rules_problem}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     serve(settings)
+    return 0
+
+
+def rules_path(given: Path | None) -> Path:
+    from gate.policy import shipped_rules
+
+    return given or (Path(os.environ["GATE_RULES"]) if os.environ.get("GATE_RULES") else shipped_rules())
+
+
+def run_check(arguments: argparse.Namespace) -> int:
+    import json
+
+    from gate.check import BadRequest, explain, explain_json_lines, parse_header, scope_for
+    from gate.policy.load import load_policy
+    from gate.policy.source import RulesError
+
+    try:
+        policy = load_policy(rules_path(arguments.rules))
+    except RulesError as error:
+        for problem in error.problems:
+            print(f"gate: error: {problem}", file=sys.stderr)
+        return 2
+    if arguments.jsonl is not None:
+        if arguments.jsonl != "-":
+            print("gate: error: --jsonl takes '-' (standard input)", file=sys.stderr)
+            return 2
+        for answer in explain_json_lines(policy, sys.stdin):
+            print(json.dumps(answer), flush=True)
+        return 0
+    if not arguments.url:
+        print("gate: error: give --url, or --jsonl - with requests on standard input", file=sys.stderr)
+        return 2
+    try:
+        headers = [parse_header(text) for text in arguments.header]
+        scope = scope_for(arguments.method, arguments.url, arguments.ip, headers)
+    except BadRequest as error:
+        print(f"gate: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(explain(policy, scope), indent=2))
+    return 0
+
+
+def run_lint(arguments: argparse.Namespace) -> int:
+    from gate.policy.load import entry_file, load_policy
+    from gate.policy.source import RulesError
+
+    path = rules_path(arguments.path)
+    try:
+        policy = load_policy(path)
+    except RulesError as error:
+        for problem in error.problems:
+            print(problem)
+        print(f"{len(error.problems)} problem(s) in {entry_file(path)}", file=sys.stderr)
+        return 1
+    catalog = policy.fingerprinter.catalog
+    print(
+        f"ok: {entry_file(path)}: {len(policy.rules)} rules, {len(policy.thresholds)} thresholds, "
+        f"{len(catalog.agents)} agents, {len(policy.fingerprinter.networks.names)} network lists, "
+        f"{len(policy.files)} files, version {policy.version}"
+    )
     return 0
 
 

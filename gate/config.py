@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from gate.keys import load_keyring
 from gate.net import IPNetwork, parse_network
+from gate.policy import shipped_rules
 from gate.store import memory_max_keys
 
 Mode = Literal["proxy", "auth"]
@@ -56,7 +56,7 @@ class Settings:
     upstream: Upstream
     bind: HostPort = HostPort("127.0.0.1", 8080)
     metrics_bind: HostPort | None = HostPort("127.0.0.1", 9464)
-    rules: Path = field(default_factory=lambda: default_rules_path())
+    rules: Path = field(default_factory=lambda: shipped_rules())
     store: str = "memory://"
     secret_file: Path | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
@@ -69,11 +69,6 @@ class Settings:
     shutdown_timeout: float = 30.0
     own_prefix: str = "/.gate/"
     log_level: str = "info"
-
-
-def default_rules_path() -> Path:
-    """The policy shipped inside the package (rules/ is package data)."""
-    return Path(str(resources.files("gate") / "rules"))
 
 
 # --- value parsers: each returns the typed value or raises ValueError with a message for the user ---------

@@ -13,6 +13,7 @@ UNKNOWN_PEER = "0.0.0.0"
 @dataclass(frozen=True, slots=True)
 class Facts:
     method: str
+    http_version: str  # "1.0", "1.1", "2"
     scheme: str  # as the client used it: the trusted X-Forwarded-Proto, else the listener's
     host: str  # as the client asked for it (trusted X-Forwarded-Host, else Host), without port handling
     path: str  # percent-decoded, for matching; forwarding uses the raw bytes in the scope
@@ -58,6 +59,7 @@ class Facts:
         address = parse_ip(who.client)
         return cls(
             method=method if method is not None else scope.get("method", "GET"),
+            http_version=scope.get("http_version", "1.1"),
             scheme=scheme.lower(),
             host=host,
             path=path if path is not None else scope["path"],

@@ -34,6 +34,17 @@ upstream_errors_total = Counter(
     "Forwarded requests that failed: connect (502), timeout (504), protocol (502), aborted (mid-response).",
     ["kind"],
 )
+rules_reloads_total = Counter(
+    "gate_rules_reloads_total",
+    "Rules reloads (on SIGHUP or a changed file), by outcome: success, or failure (the old rules keep running).",
+    ["outcome"],
+)
+rules_info = Gauge(
+    "gate_rules_info",
+    "Always 1; the version label is a hash of the rules files in force.",
+    ["version"],
+    multiprocess_mode="liveall",
+)
 build_info = Gauge(
     "gate_build_info",
     "Always 1; the version label says which gate is running.",
@@ -53,3 +64,8 @@ def registry() -> CollectorRegistry:
 
 def record_start() -> None:
     build_info.labels(gate.__version__).set(1)
+
+
+def record_rules(version: str) -> None:
+    rules_info.clear()
+    rules_info.labels(version).set(1)

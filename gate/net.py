@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -93,3 +94,46 @@ class TrustedProxies:
             if address is not None:
                 client = str(address)
         return ForwardedFor(client=client, peer=peer, peer_trusted=True)
+
+
+class NetworkIndex:
+    """Which named network lists an address belongs to, in one binary search whatever the number of prefixes.
+
+    The address space is cut into segments at every prefix boundary; each segment knows the set of list names
+    covering it.
+    """
+
+    def __init__(self, lists: dict[str, list[IPNetwork]]) -> None:
+        self.names = frozenset(lists)
+        self._v4 = self._build(lists, 4)
+        self._v6 = self._build(lists, 6)
+        self.lookup = lru_cache(maxsize=16384)(self._lookup)
+
+    @staticmethod
+    def _build(lists: dict[str, list[IPNetwork]], version: int) -> tuple[list[int], list[frozenset[str]]]:
+        events: list[tuple[int, int, str]] = []  # (position, +1 start / -1 end, name)
+        for name, networks in lists.items():
+            for network in networks:
+                if network.version == version:
+                    events.append((int(network.network_address), 1, name))
+                    events.append((int(network.broadcast_address) + 1, -1, name))
+        events.sort(key=lambda event: (event[0], event[1]))
+        starts: list[int] = [0]
+        covering: list[frozenset[str]] = [frozenset()]
+        active: dict[str, int] = {}
+        for position, change, name in events:
+            active[name] = active.get(name, 0) + change
+            names = frozenset(key for key, count in active.items() if count > 0)
+            if starts[-1] == position:
+                covering[-1] = names
+            elif names != covering[-1]:
+                starts.append(position)
+                covering.append(names)
+        return starts, covering
+
+    def _lookup(self, address: str) -> frozenset[str]:
+        parsed = parse_ip(address)
+        if parsed is None:
+            return frozenset()
+        starts, covering = self._v4 if parsed.version == 4 else self._v6
+        return covering[bisect_right(starts, int(parsed)) - 1]

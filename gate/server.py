@@ -90,7 +90,6 @@ async def serve_single(settings: Settings) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop, signum)
-    loop.add_signal_handler(signal.SIGHUP, log.info, "received SIGHUP: rules reload is not available yet")
     admin_task = asyncio.ensure_future(admin.serve()) if admin else None
     try:
         await public.serve()

@@ -13,12 +13,12 @@ from gate.config import (
     HostPort,
     Settings,
     Upstream,
-    default_rules_path,
     parse_host_port,
     parse_upstream,
     settings_from,
 )
 from gate.keys import write_key_file
+from gate.policy import shipped_rules
 
 UPSTREAM = "http://127.0.0.1:8081"
 
@@ -48,7 +48,8 @@ def test_defaults() -> None:
     assert result.mode == "proxy"
     assert result.preserve_host is True
     assert result.own_prefix == "/.gate/"
-    assert result.rules == default_rules_path()
+    assert result.rules == shipped_rules()
+    assert (result.rules / "default.yaml").is_file()
 
 
 def test_environment_beats_default() -> None:

@@ -1,63 +1,203 @@
-"""User-Agent -> agent class.
+"""User-Agent -> agent class and named agent.
 
-A first, coarse classifier: empty agents are `unknown`, HTTP libraries and command-line clients are recognised by
-their product token, anything that announces itself as a bot is `other-bot`, and Mozilla-style agents with a
-browser engine are `browser`. The agent lists in rules/agents/ refine this into named agents.
+Order of the checks: empty -> the agent lists in rules/agents/ (product tokens, whole word, case-insensitive, all
+tokens in one precompiled linear-time automaton) -> anything that looks like a bot -> a real browser (ua-parser
+family plus a browser-shaped string) -> unknown. A bot-looking string is never a browser.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import re2
+
+from gate.fingerprint.browsers import BrowserInfo, parse_browser
+from gate.policy.source import LineList, Problem, Section, read_yaml
 
 AgentClass = Literal[
-    "browser",
-    "ai-crawler",
-    "ai-assistant",
-    "search-engine",
-    "seo-crawler",
-    "link-preview",
-    "feed-reader",
-    "monitor",
-    "archiver",
-    "http-library",
-    "headless-browser",
-    "scanner",
-    "other-bot",
-    "unknown",
-]
+    "browser", "ai-crawler", "ai-assistant", "search-engine", "seo-crawler", "link-preview", "feed-reader",
+    "monitor", "archiver", "http-library", "headless-browser", "scanner", "other-bot", "unknown",
+]  # fmt: skip
+AGENT_CLASSES: frozenset[str] = frozenset(get_args(AgentClass))
+# Classes a list may declare: "browser" and "unknown" are what is left when no list matches.
+LISTED_CLASSES = AGENT_CLASSES - {"browser", "unknown"}
+
+# Bot tells for agents no list names. Case matters for "bot": Googlebot, GPTBot and "Bot" end a bot's name, while
+# "CUBOT" is a phone brand in real browser strings.
+_BOT_TELLS = re.compile(
+    r"[a-z]bot\b|Bot\b|\bbot\b|[Cc]rawl|[Ss]pider|[Ss]craper|[Ff]etcher|https?://|[Hh]ttp[Cc]lient|[Hh]eadless|@"
+)
+# A browser string: "Mozilla/5.0 (platform) Engine/version ..." (or classic Opera Presto, still used by Opera Mini).
+_BROWSER_SHAPE = re.compile(
+    r"^Mozilla/5\.0 \([^)]+\) (?:AppleWebKit/|Gecko/)|^Mozilla/5\.0 \([^)]*Trident/7\.0|^Opera/9\.80 \("
+)
+CACHE_SIZE = 16384
+# A token is a whole word: letters, digits, '-', '_' and '.' belong to the word around it.
+WORD_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+# Classes of tools other agents are built on: a User-Agent naming both is the other agent.
+GENERIC_CLASSES = frozenset({"http-library", "headless-browser"})
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    name: str
+    agent_class: AgentClass
+    tokens: tuple[str, ...]
+    operator: str = ""
+    description: str = ""
+    robots_txt: bool | None = None  # does the operator say it obeys robots.txt (None: unknown)
+    robots_txt_only: bool = False  # a robots.txt control name that never appears in a User-Agent
+    url: str = ""
+    source: str = ""  # file:line
 
 
 @dataclass(frozen=True, slots=True)
 class AgentMatch:
     agent_class: AgentClass
-    agent: str | None = None
+    agent: Agent | None = None
+    browser: BrowserInfo | None = None
+
+    @property
+    def agent_name(self) -> str | None:
+        return self.agent.name if self.agent else None
 
 
-_LIBRARY = re.compile(
-    r"^(?P<name>curl|wget|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|okhttp|java|"
-    r"node-fetch|axios|scrapy|libwww-perl|httpie|ruby|php|guzzlehttp)\b",
-    re.IGNORECASE,
-)
-_HEADLESS = re.compile(r"\b(headlesschrome|phantomjs)\b", re.IGNORECASE)
-_BOT = re.compile(r"bot\b|crawl|spider|scrape|fetch|\+https?://|\bhttp", re.IGNORECASE)
-_BROWSER = re.compile(r"^Mozilla/5\.0 \(.+\) (AppleWebKit/|Gecko/)")
+class AgentCatalog:
+    """Every named agent, with one automaton over all their tokens; `classify` is cached per User-Agent."""
 
+    def __init__(self, agents: Sequence[Agent]) -> None:
+        self.agents = tuple(agents)
+        self.by_name = {agent.name.lower(): agent for agent in self.agents}
+        self._by_token = {token.lower(): agent for agent in self.agents for token in agent.tokens}
+        self._tokens = self._compile(self._by_token)
+        self.classify = lru_cache(maxsize=CACHE_SIZE)(self._classify)
 
-@lru_cache(maxsize=8192)
-def classify(user_agent: str) -> AgentMatch:
-    if not user_agent.strip():
+    @staticmethod
+    def _compile(tokens: Iterable[str]) -> Any:
+        alternatives = sorted(tokens, key=len, reverse=True)
+        if not alternatives:
+            return None
+        options = re2.Options()
+        options.case_sensitive = False
+        options.longest_match = True  # "Googlebot-Image" wins over "Googlebot" at the same place
+        return re2.compile("|".join(re2.escape(token) for token in alternatives), options)
+
+    def find(self, user_agent: str) -> Agent | None:
+        """The listed agent named in a User-Agent: the first whole-word token, a named agent before a library or a
+        headless browser (a crawler built on either names itself too)."""
+        if self._tokens is None:
+            return None
+        found: Agent | None = None
+        for match in self._tokens.finditer(user_agent):
+            start, end = match.start(), match.end()
+            if (start > 0 and user_agent[start - 1] in WORD_CHARACTERS) or (
+                end < len(user_agent) and user_agent[end] in WORD_CHARACTERS
+            ):
+                continue  # not a whole word: "Java" in "JavaScript", "PHP" in "index.php", "Code" in "code.google.com"
+            agent = self._by_token[match.group(0).lower()]
+            if agent.agent_class not in GENERIC_CLASSES:
+                return agent
+            found = found or agent
+        return found
+
+    def _classify(self, user_agent: str) -> AgentMatch:
+        if not user_agent.strip():
+            return AgentMatch("unknown")
+        agent = self.find(user_agent)
+        if agent is not None:
+            return AgentMatch(agent.agent_class, agent)
+        if _BOT_TELLS.search(user_agent):
+            return AgentMatch("other-bot")
+        if _BROWSER_SHAPE.match(user_agent):
+            browser = parse_browser(user_agent)
+            if browser is not None:
+                return AgentMatch("browser", browser=browser)
         return AgentMatch("unknown")
-    library = _LIBRARY.match(user_agent)
-    if library:
-        return AgentMatch("http-library", library.group("name").lower())
-    headless = _HEADLESS.search(user_agent)
-    if headless:
-        return AgentMatch("headless-browser", headless.group(1))
-    if _BOT.search(user_agent):
-        return AgentMatch("other-bot")
-    if _BROWSER.match(user_agent):
-        return AgentMatch("browser")
-    return AgentMatch("unknown")
+
+
+def load_agents(paths: Sequence[Path], problems: list[Problem]) -> list[Agent]:
+    """Read agent list files; names and tokens must be unique across all of them."""
+    agents: list[Agent] = []
+    names: dict[str, str] = {}
+    tokens: dict[str, str] = {}
+    for path in paths:
+        for agent in _read_agent_file(path, problems):
+            key = agent.name.lower()
+            if key in names:
+                problems.append(_problem_at(agent, f"agent {agent.name!r} is already defined at {names[key]}"))
+                continue
+            names[key] = agent.source
+            for token in agent.tokens:
+                if token.lower() in tokens:
+                    problems.append(_problem_at(agent, f"token {token!r} is already used by {tokens[token.lower()]}"))
+                tokens[token.lower()] = f"{agent.name} ({agent.source})"
+            agents.append(agent)
+    return agents
+
+
+def _problem_at(agent: Agent, message: str) -> Problem:
+    file, _, line = agent.source.rpartition(":")
+    return Problem(file, int(line), message)
+
+
+def _read_agent_file(path: Path, problems: list[Problem]) -> list[Agent]:
+    file = str(path)
+    document = Section.of(read_yaml(path, problems), file, 1, problems, "an agent list")
+    if document is None:
+        return []
+    default_class = document.get("class", str, "")
+    if default_class and default_class not in LISTED_CLASSES:
+        document.problem("class", f"class: {default_class!r} is not one of {', '.join(sorted(LISTED_CLASSES))}")
+    entries = document.raw("agents")
+    document.finish()
+    if not isinstance(entries, LineList):
+        document.problem("agents" if document.has("agents") else None, "agents: expected a list of agents")
+        return []
+    agents = []
+    for entry, line in zip(entries, entries.item_lines, strict=True):
+        section = Section.of(entry, file, line, problems, "an agent")
+        if section is None:
+            continue
+        agent = _read_agent(section, default_class, f"{file}:{line}")
+        section.finish()
+        if agent is not None:
+            agents.append(agent)
+    return agents
+
+
+def _read_agent(section: Section, default_class: str, source: str) -> Agent | None:
+    name = section.get("name", str, "")
+    agent_class = section.get("class", str, default_class)
+    tokens = section.strings("tokens")
+    robots = section.raw("robots_txt")
+    robots_only = section.get("robots_txt_only", bool, False)
+    agent = Agent(
+        name=name,
+        agent_class=agent_class,  # type: ignore[arg-type]  # checked below
+        tokens=tuple(tokens),
+        operator=section.get("operator", str, ""),
+        description=section.get("description", str, ""),
+        robots_txt=robots if isinstance(robots, bool) else None,
+        robots_txt_only=robots_only,
+        url=section.get("url", str, ""),
+        source=source,
+    )
+    if robots is not None and not isinstance(robots, bool) and robots != "unknown":
+        section.problem("robots_txt", "robots_txt: expected true, false or unknown")
+    if not name:
+        section.problem(None, "an agent needs a name")
+        return None
+    if agent_class not in LISTED_CLASSES:
+        section.problem("class" if section.has("class") else None, f"agent {name!r}: no valid class")
+        return None
+    if not tokens and not robots_only:
+        section.problem("tokens", f"agent {name!r}: needs tokens (or robots_txt_only: true)")
+    for token in tokens:
+        if token != token.strip() or not token or not (token[0].isalnum() and token[-1].isalnum()):
+            section.problem("tokens", f"token {token!r}: must start and end with a letter or digit")
+    return agent

@@ -1,22 +1,62 @@
-"""Evaluating the policy for one request."""
+"""Evaluating the policy for one request: ordered rules, then score thresholds, then the default."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from gate.facts import Facts
-from gate.fingerprint import Signals
-from gate.policy.model import Action, Decision
+from gate.fingerprint import Fingerprinter, Signals
+from gate.policy.model import Action, Decision, Effect, Limit, Rule, Threshold
 
 
-class Policy(Protocol):
-    def evaluate(self, facts: Facts, signals: Signals) -> Decision: ...
+@dataclass(frozen=True)
+class Policy:
+    """A compiled policy. Pure: `fingerprint` and `evaluate` do no I/O, so `gate check` runs them offline.
 
+    Rules are tried in order. `weigh` rules add their weight to the score and evaluation goes on; the first other
+    rule that matches decides. When none does, the highest threshold the score reaches decides, else the default.
+    The score starts as the sum of the weights of the request's signals.
+    """
 
-class AllowAll:
-    """The policy until the rules engine loads one: every request is allowed, and the decision says so."""
+    rules: tuple[Rule, ...]
+    thresholds: tuple[Threshold, ...]  # highest score first
+    default: Threshold
+    weights: Mapping[str, float]
+    fingerprinter: Fingerprinter
+    limits: Mapping[str, Limit]
+    files: tuple[Path, ...]  # every file read, for reloading when one changes
+    version: str  # hash of those files' contents
 
-    decision = Decision(Action.ALLOW, "allow-all", ("no policy rules loaded: every request is allowed",))
+    def fingerprint(self, facts: Facts) -> Signals:
+        return self.fingerprinter(facts)
 
     def evaluate(self, facts: Facts, signals: Signals) -> Decision:
-        return self.decision
+        score = 0.0
+        reasons: list[str] = []
+        for finding in signals.findings:
+            weight = self.weights.get(finding.name, 0.0)
+            score += weight
+            reasons.append(f"signal {finding} (+{weight:g})")
+        for rule in self.rules:
+            if not rule.matches(facts, signals):
+                continue
+            if rule.effect.action is Action.WEIGH:
+                score += rule.effect.weight
+                reasons.append(f"{rule.because()} (+{rule.effect.weight:g})")
+                continue
+            reasons.append(rule.because())
+            return _decision(rule.effect, rule.name, reasons, score)
+        for threshold in self.thresholds:
+            if score >= threshold.score:
+                reasons.append(
+                    f"score {score:g} reached threshold {threshold.name} ({threshold.score:g}, {threshold.source})"
+                )
+                return _decision(threshold.effect, threshold.name, reasons, score)
+        reasons.append(f"no rule matched and score {score:g} is below every threshold: default ({self.default.source})")
+        return _decision(self.default.effect, self.default.name, reasons, score)
+
+
+def _decision(effect: Effect, rule: str, reasons: list[str], score: float) -> Decision:
+    return Decision(effect.action, rule, tuple(reasons), score, effect.difficulty, effect.limit, effect.status)

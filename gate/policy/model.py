@@ -1,9 +1,15 @@
-"""The policy's vocabulary: actions and the decision a policy returns."""
+"""The policy's vocabulary: actions, compiled rules and conditions, and the decision a policy returns."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gate.facts import Facts
+    from gate.fingerprint import Signals
 
 
 class Action(StrEnum):
@@ -22,3 +28,62 @@ class Decision:
     action: Action
     rule: str
     reasons: tuple[str, ...] = ()
+    score: float = 0.0
+    difficulty: int | None = None  # challenge: leading zero bits the proof of work needs
+    limit: str | None = None  # throttle: the named limit
+    status: int | None = None  # the status code the rule asks for, when not the action's usual one
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One compiled test of a rule's `match`, with the text that explains it when it holds."""
+
+    describe: str
+    test: Callable[[Facts, Signals], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What a rule, threshold or default does when it applies."""
+
+    action: Action
+    difficulty: int | None = None
+    limit: str | None = None
+    status: int | None = None
+    weight: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    conditions: tuple[Condition, ...]
+    effect: Effect
+    source: str  # file:line, for reasons and errors
+    description: str = ""
+
+    def matches(self, facts: Facts, signals: Signals) -> bool:
+        return all(condition.test(facts, signals) for condition in self.conditions)
+
+    def because(self) -> str:
+        tests = "; ".join(condition.describe for condition in self.conditions) or "always"
+        return f"rule {self.name} ({self.source}): {tests}"
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """When no terminal rule matched: a total score of at least `score` leads to `effect`."""
+
+    name: str
+    score: float
+    effect: Effect
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A named rate limit: `rate` requests per `period` seconds, with bursts of up to `burst`."""
+
+    name: str
+    rate: int
+    period: float
+    burst: int

@@ -19,7 +19,7 @@ TEST_LOCATIONS = r"""
         add_header Set-Cookie "b=2; Path=/";
         return 200 "two cookies\n";
     }
-    location = /headers {
+    location /headers {
         default_type text/plain;
         return 200 "xff=$http_x_forwarded_for
 real=$http_x_real_ip

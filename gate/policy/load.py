@@ -1,0 +1,567 @@
+"""Rules files (YAML) -> a compiled Policy. Every problem is collected and reported as `file:line: message`.
+
+`--rules` names a file, or a directory whose `default.yaml` is the entry point. Paths inside a file are relative
+to that file; `shipped:NAME` names a file of the rules shipped with gate. See docs/rules.md for the format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import re2
+
+from gate.facts import Facts
+from gate.fingerprint import Fingerprinter, JA4Settings, Signals
+from gate.fingerprint.agents import AGENT_CLASSES, AgentCatalog, load_agents
+from gate.fingerprint.headers import SIGNAL_WEIGHTS
+from gate.net import IPNetwork, NetworkIndex, parse_network
+from gate.policy import shipped_rules
+from gate.policy.engine import Policy
+from gate.policy.model import Action, Condition, Effect, Limit, Rule, Threshold
+from gate.policy.source import LineDict, LineList, Problem, RulesError, Section, read_yaml
+
+SHIPPED_PREFIX = "shipped:"
+ENTRY_FILE = "default.yaml"
+MAX_DIFFICULTY = 32
+RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400,
+           "day": 86400}  # fmt: skip
+MATCH_KEYS = (
+    "agent_class", "agent", "user_agent", "path", "path_regex", "method", "host", "header", "query", "network",
+    "cidr", "verified", "signal", "any", "all", "not",
+)  # fmt: skip
+
+
+def entry_file(path: Path) -> Path:
+    return path / ENTRY_FILE if path.is_dir() else path
+
+
+@dataclass
+class _Collected:
+    """Everything read from one file and its imports, before compiling."""
+
+    rules: list[tuple[LineDict, str]] = field(default_factory=list)  # (rule mapping, file)
+    agent_files: list[Path] = field(default_factory=list)
+    networks: dict[str, list[IPNetwork]] = field(default_factory=dict)
+    ja4_header: str | None = None
+    ja4_lists: dict[str, frozenset[str]] = field(default_factory=dict)
+    weights: dict[str, tuple[float, str]] = field(default_factory=dict)  # name -> (weight, file:line)
+    limits: dict[str, Limit] = field(default_factory=dict)
+    thresholds: list[Threshold] | None = None
+    default: tuple[Effect, str] | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+def load_policy(path: Path) -> Policy:
+    """Read, validate and compile the rules at `path`; RulesError lists every problem found."""
+    problems: list[Problem] = []
+    collected = _Collected()
+    _read_file(entry_file(path), collected, problems, stack=())
+    agents = load_agents(collected.agent_files, problems)
+    collected.files += collected.agent_files
+    catalog = AgentCatalog(agents)
+    compiler = _Compiler(collected, catalog, problems)
+    rules = compiler.rules()
+    if problems:
+        raise RulesError(sorted(problems, key=lambda problem: (problem.file, problem.line)))
+    ja4 = JA4Settings(collected.ja4_header, collected.ja4_lists) if collected.ja4_header else None
+    weights = dict(SIGNAL_WEIGHTS) | {name: weight for name, (weight, _) in collected.weights.items()}
+    default_effect, default_source = collected.default or (Effect(Action.ALLOW), "built-in")
+    return Policy(
+        rules=tuple(rules),
+        thresholds=tuple(sorted(collected.thresholds or [], key=lambda threshold: -threshold.score)),
+        default=Threshold("default", float("-inf"), default_effect, default_source),
+        weights=weights,
+        fingerprinter=Fingerprinter(catalog, NetworkIndex(collected.networks), ja4),
+        limits=dict(collected.limits),
+        files=tuple(dict.fromkeys(collected.files)),
+        version=_version(collected.files),
+    )
+
+
+def _version(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for file in dict.fromkeys(files):
+        digest.update(file.name.encode() + b"\0")
+        with contextlib.suppress(OSError):  # a file that vanished since loading changes the version anyway
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _resolve(reference: str, base: Path) -> Path:
+    if reference.startswith(SHIPPED_PREFIX):
+        return shipped_rules() / reference[len(SHIPPED_PREFIX) :]
+    return (base.parent / reference).resolve() if not Path(reference).is_absolute() else Path(reference)
+
+
+def _expand(reference: str, base: Path) -> list[Path]:
+    """A path or a glob pattern, relative to the file that names it; sorted for a stable order."""
+    path = _resolve(reference, base)
+    if any(char in reference for char in "*?["):
+        return sorted(Path(found) for found in glob.glob(str(path)))
+    return [path]
+
+
+def _read_file(path: Path, collected: _Collected, problems: list[Problem], stack: tuple[Path, ...]) -> None:
+    file = str(path)
+    if path in stack:
+        problems.append(Problem(str(stack[-1]), 0, f"import cycle: {' -> '.join(map(str, (*stack, path)))}"))
+        return
+    if not path.is_file():
+        where = stack[-1] if stack else path
+        problems.append(Problem(str(where), 0, f"no such rules file: {path}"))
+        return
+    collected.files.append(path)
+    document = Section.of(read_yaml(path, problems), file, 1, problems, "a rules file")
+    if document is None:
+        return
+    version = document.get("version", int, 1)
+    if version != 1:
+        document.problem("version", f"version: {version} is not supported (this gate reads version 1)")
+    for reference in document.strings("agents"):
+        found = _expand(reference, path)
+        if not found:
+            document.problem("agents", f"agents: {reference!r} matches no file")
+        collected.agent_files += found
+    _read_networks(document, path, collected)
+    _read_fingerprints(document, collected)
+    _read_weights(document, collected)
+    _read_limits(document, collected)
+    _read_thresholds(document, collected)
+    rules = document.raw("rules")
+    if rules is not None:
+        if isinstance(rules, LineList):
+            collected.rules += [(rule, file) for rule in rules]
+            for rule, line in zip(rules, rules.item_lines, strict=True):
+                if not isinstance(rule, LineDict):
+                    problems.append(Problem(file, line, "each rule must be a mapping"))
+        else:
+            document.problem("rules", "rules: expected a list of rules")
+    imports = document.strings("import")
+    document.finish()
+    for reference in imports:
+        for imported in _expand(reference, path):
+            _read_file(imported, collected, problems, (*stack, path))
+
+
+def _read_networks(document: Section, path: Path, collected: _Collected) -> None:
+    networks = document.raw("networks")
+    if networks is None:
+        return
+    section = Section.of(networks, document.file, document.line_of("networks"), document.problems, "networks")
+    if section is None:
+        return
+    for name in list(section.data):
+        value = section.raw(name)
+        if name in collected.networks:
+            continue  # the importing file's list wins
+        entries: list[tuple[str, str, int]] = []  # (cidr text, file, line)
+        if isinstance(value, LineList):
+            entries = [
+                (str(item), document.file, item_line) for item, item_line in zip(value, value.item_lines, strict=True)
+            ]
+        elif isinstance(value, str):
+            files = _expand(value, path)
+            if not files:
+                section.problem(name, f"networks: {name}: {value!r} matches no file")
+            for list_file in files:
+                collected.files.append(list_file)
+                entries += _read_network_file(list_file, document.problems)
+        else:
+            section.problem(name, f"networks: {name}: expected a list of CIDRs or a file name")
+        parsed = []
+        for text, file, entry_line in entries:
+            try:
+                parsed.append(parse_network(text))
+            except ValueError as error:
+                document.problems.append(Problem(file, entry_line, f"networks: {name}: {error}"))
+        collected.networks[name] = parsed
+    section.finish()
+
+
+def _read_network_file(path: Path, problems: list[Problem]) -> list[tuple[str, str, int]]:
+    """A text file of CIDRs, one per line; `#` starts a comment."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(Problem(str(path), 0, f"cannot read: {error}"))
+        return []
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            entries.append((text, str(path), number))
+    return entries
+
+
+def _read_fingerprints(document: Section, collected: _Collected) -> None:
+    value = document.raw("fingerprints")
+    if value is None:
+        return
+    section = Section.of(value, document.file, document.line_of("fingerprints"), document.problems, "fingerprints")
+    if section is None:
+        return
+    header = section.get("ja4_header", str, "")
+    if header:
+        collected.ja4_header = collected.ja4_header or header.lower()
+    lists = section.raw("ja4")
+    section.finish()
+    if lists is None:
+        return
+    ja4 = Section.of(lists, section.file, section.line_of("ja4"), section.problems, "fingerprints.ja4")
+    if ja4 is None:
+        return
+    for name in list(ja4.data):
+        collected.ja4_lists.setdefault(name, frozenset(ja4.strings(name)))
+    ja4.finish()
+    if collected.ja4_lists and not collected.ja4_header:
+        section.problem("ja4", "fingerprints: ja4 lists need ja4_header (the header your front proxy sets)")
+
+
+def _read_weights(document: Section, collected: _Collected) -> None:
+    value = document.raw("signal_weights")
+    if value is None:
+        return
+    section = Section.of(value, document.file, document.line_of("signal_weights"), document.problems, "signal_weights")
+    if section is None:
+        return
+    for name in list(section.data):
+        weight = section.get(name, float, 0.0)
+        if name not in SIGNAL_WEIGHTS and not name.startswith("ja4:"):
+            section.problem(name, f"signal_weights: unknown signal {name!r} (known: {', '.join(SIGNAL_WEIGHTS)})")
+        collected.weights.setdefault(name, (weight, f"{section.file}:{section.line_of(name)}"))
+    section.finish()
+
+
+def parse_rate(value: Any) -> tuple[int, float]:
+    match = RATE.match(str(value))
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"{value!r}: expected a rate like 120/min (per s, min, h or day)")
+    return int(match.group(1)), float(PERIODS[match.group(2)])
+
+
+def _read_limits(document: Section, collected: _Collected) -> None:
+    value = document.raw("limits")
+    if value is None:
+        return
+    limits = Section.of(value, document.file, document.line_of("limits"), document.problems, "limits")
+    if limits is None:
+        return
+    for name in list(limits.data):
+        section = Section.of(limits.raw(name), limits.file, limits.line_of(name), limits.problems, f"limit {name!r}")
+        if section is None:
+            continue
+        rate = section.parsed("rate", parse_rate)
+        burst = section.get("burst", int, 0)
+        if not section.has("rate"):
+            section.problem(None, f"limit {name!r}: needs a rate, like rate: 120/min")
+        section.finish()
+        if rate is not None and name not in collected.limits:
+            collected.limits[name] = Limit(name, rate[0], rate[1], max(burst, 1))
+    limits.finish()
+
+
+def _read_effect(section: Section, allowed: tuple[Action, ...]) -> Effect | None:
+    """The action of a rule, threshold or default, with its parameters; None when invalid."""
+    text = section.get("action", str, "")
+    try:
+        action = Action(text)
+    except ValueError:
+        section.problem("action" if text else None, f"action: expected one of {', '.join(a.value for a in allowed)}")
+        return None
+    if action not in allowed:
+        section.problem("action", f"action: {action.value} is not allowed here")
+        return None
+    difficulty = section.get("difficulty", int, 0) if action is Action.CHALLENGE else None
+    if difficulty is not None and not 0 <= difficulty <= MAX_DIFFICULTY:
+        section.problem("difficulty", f"difficulty: {difficulty} is outside 0-{MAX_DIFFICULTY} leading zero bits")
+    limit = section.get("limit", str, "") if action is Action.THROTTLE else None
+    weight = section.get("weight", float, 0.0) if action is Action.WEIGH else 0.0
+    status = section.get("status", int, 0) if section.has("status") else None
+    if status is not None and not 200 <= status <= 599:
+        section.problem("status", f"status: {status} is not an HTTP status code (200-599)")
+    for key, needed_by in (("difficulty", Action.CHALLENGE), ("limit", Action.THROTTLE), ("weight", Action.WEIGH)):
+        if section.has(key) and action is not needed_by:
+            section.raw(key)
+            section.problem(key, f"{key}: only for action {needed_by.value}")
+    if action is Action.THROTTLE and not limit:
+        section.problem(None, "action throttle needs a limit (a name from limits:)")
+    if action is Action.WEIGH and not section.has("weight"):
+        section.problem(None, "action weigh needs a weight")
+    return Effect(action, difficulty or None, limit or None, status, weight)
+
+
+TERMINAL = (Action.ALLOW, Action.DENY, Action.CHALLENGE, Action.TERMS, Action.THROTTLE)
+
+
+def _read_thresholds(document: Section, collected: _Collected) -> None:
+    value = document.raw("thresholds")
+    default = document.raw("default")
+    if value is not None and collected.thresholds is None:
+        collected.thresholds = []
+        if not isinstance(value, LineList):
+            document.problem("thresholds", "thresholds: expected a list")
+        else:
+            for item, line in zip(value, value.item_lines, strict=True):
+                section = Section.of(item, document.file, line, document.problems, "a threshold")
+                if section is None:
+                    continue
+                name = section.get("name", str, "")
+                score = section.get("score", float, 0.0)
+                if not name or not section.has("score"):
+                    section.problem(None, "a threshold needs a name and a score")
+                effect = _read_effect(section, TERMINAL)
+                section.finish()
+                if effect is not None:
+                    collected.thresholds.append(Threshold(name, score, effect, f"{document.file}:{line}"))
+    if default is not None and collected.default is None:
+        section = Section.of(default, document.file, document.line_of("default"), document.problems, "default")
+        if section is not None:
+            effect = _read_effect(section, TERMINAL)
+            section.finish()
+            if effect is not None:
+                collected.default = (effect, f"{document.file}:{section.line}")
+
+
+class _Compiler:
+    """Rule mappings -> compiled Rules, checking every reference (agents, networks, limits, signals)."""
+
+    def __init__(self, collected: _Collected, catalog: AgentCatalog, problems: list[Problem]) -> None:
+        self.collected = collected
+        self.catalog = catalog
+        self.problems = problems
+
+    def rules(self) -> list[Rule]:
+        compiled: list[Rule] = []
+        names: dict[str, str] = {}
+        for data, file in self.collected.rules:
+            if not isinstance(data, LineDict):
+                continue
+            section = Section(data, file, self.problems, "a rule")
+            rule = self.rule(section)
+            section.finish()
+            if rule is None:
+                continue
+            if rule.name in names:
+                section.problem("name", f"rule name {rule.name!r} is already used at {names[rule.name]}")
+            names[rule.name] = rule.source
+            compiled.append(rule)
+        for threshold in self.collected.thresholds or []:
+            self.check_limit(threshold.effect, threshold.source)
+        return compiled
+
+    def rule(self, section: Section) -> Rule | None:
+        name = section.get("name", str, "")
+        if not name:
+            section.problem(None, "a rule needs a name")
+        description = section.get("description", str, "")
+        match = section.raw("match")
+        conditions = self.match(match, section, section.line_of("match")) if match is not None else []
+        effect = _read_effect(section, tuple(Action))
+        source = f"{section.file}:{section.line}"
+        if effect is None or not name:
+            return None
+        self.check_limit(effect, source)
+        return Rule(name, tuple(conditions), effect, source, description)
+
+    def check_limit(self, effect: Effect, source: str) -> None:
+        if effect.limit and effect.limit not in self.collected.limits:
+            file, _, line = source.rpartition(":")
+            known = ", ".join(self.collected.limits) or "none defined"
+            self.problems.append(Problem(file, int(line), f"limit {effect.limit!r} is not in limits: ({known})"))
+
+    def match(self, value: Any, parent: Section, line: int) -> list[Condition]:
+        section = Section.of(value, parent.file, line, self.problems, "match")
+        if section is None:
+            return []
+        conditions = []
+        for key in MATCH_KEYS:
+            if section.has(key):
+                condition = self.condition(key, section)
+                if condition is not None:
+                    conditions.append(condition)
+        section.finish()
+        return conditions
+
+    def condition(self, key: str, section: Section) -> Condition | None:
+        if key in ("any", "all"):
+            groups = section.raw(key)
+            if not isinstance(groups, LineList) or not groups:
+                section.problem(key, f"{key}: expected a non-empty list of match mappings")
+                return None
+            compiled = [self.match(group, section, line) for group, line in zip(groups, groups.item_lines, strict=True)]
+            return _combine(key, compiled)
+        if key == "not":
+            inner = self.match(section.raw(key), section, section.line_of(key))
+            return Condition(
+                "not (" + "; ".join(c.describe for c in inner) + ")",
+                lambda facts, signals: not all(c.test(facts, signals) for c in inner),
+            )
+        if key == "verified":
+            wanted = section.get(key, bool, True)
+            return Condition(f"verified is {str(wanted).lower()}", lambda _, signals: signals.verified is wanted)
+        if key in ("header", "query"):
+            return self.mapping_condition(key, section)
+        values = section.strings(key)
+        if not values:
+            section.problem(key, f"{key}: needs at least one value")
+            return None
+        return self.list_condition(key, values, section)
+
+    def list_condition(self, key: str, values: list[str], section: Section) -> Condition | None:
+        shown = ", ".join(values)
+        if key == "agent_class":
+            unknown = [value for value in values if value not in AGENT_CLASSES]
+            if unknown:
+                section.problem(
+                    key, f"agent_class: unknown class {', '.join(unknown)} (known: {', '.join(sorted(AGENT_CLASSES))})"
+                )
+            classes = frozenset(values)
+            return Condition(f"agent_class is {shown}", lambda _, signals: signals.agent_class in classes)
+        if key == "agent":
+            unknown = [value for value in values if value.lower() not in self.catalog.by_name]
+            if unknown:
+                section.problem(key, f"agent: {', '.join(unknown)} is not in the agent lists")
+            names = frozenset(
+                self.catalog.by_name[value.lower()].name for value in values if value.lower() in self.catalog.by_name
+            )
+            return Condition(f"agent is {shown}", lambda _, signals: signals.agent_name in names)
+        if key == "method":
+            methods = frozenset(value.upper() for value in values)
+            return Condition(f"method is {shown}", lambda facts, _: facts.method in methods)
+        if key == "path":
+            path_pattern = re.compile("|".join(glob_to_regex(value) for value in values))
+            return Condition(f"path matches {shown}", lambda facts, _: path_pattern.fullmatch(facts.path) is not None)
+        if key == "host":
+            host_pattern = re.compile("|".join(glob_to_regex(value.lower(), separator=".") for value in values))
+            return Condition(
+                f"host matches {shown}",
+                lambda facts, _: host_pattern.fullmatch(_hostname(facts.host)) is not None,
+            )
+        if key in ("user_agent", "path_regex"):
+            pattern = self.regex(values, section, key)
+            if pattern is None:
+                return None
+            if key == "user_agent":
+                return Condition(
+                    f"user_agent matches {shown}", lambda facts, _: pattern.search(facts.user_agent) is not None
+                )
+            return Condition(f"path matches regex {shown}", lambda facts, _: pattern.search(facts.path) is not None)
+        if key == "network":
+            unknown = [value for value in values if value not in self.collected.networks]
+            if unknown:
+                section.problem(key, f"network: {', '.join(unknown)} is not in networks:")
+            lists = frozenset(values)
+            return Condition(f"client network is {shown}", lambda _, signals: not lists.isdisjoint(signals.networks))
+        if key == "cidr":
+            try:
+                index = NetworkIndex({"cidr": [parse_network(value) for value in values]})
+            except ValueError as error:
+                section.problem(key, f"cidr: {error}")
+                return None
+            return Condition(f"client address in {shown}", lambda facts, _: bool(index.lookup(facts.ip)))
+        if key == "signal":
+            unknown = [
+                value for value in values if value not in SIGNAL_WEIGHTS and value[4:] not in self.collected.ja4_lists
+            ]
+            if unknown:
+                section.problem(key, f"signal: unknown signal {', '.join(unknown)}")
+            wanted = frozenset(values)
+            return Condition(f"signal {shown}", lambda _, signals: not wanted.isdisjoint(signals.names))
+        raise AssertionError(key)  # MATCH_KEYS and the branches above list the same keys
+
+    def mapping_condition(self, key: str, section: Section) -> Condition | None:
+        """`header:` / `query:` as name -> true (present), false (absent) or a regex the value must match."""
+        body = Section.of(section.raw(key), section.file, section.line_of(key), self.problems, key)
+        if body is None:
+            return None
+        named: list[tuple[str, str, Callable[[str | None], bool]]] = []  # (lookup name, description, test)
+        for name in list(body.data):
+            value = body.raw(name)
+            lookup_name = name.lower() if key == "header" else name
+            if isinstance(value, bool):
+                named.append((lookup_name, f"{key} {name} {'present' if value else 'absent'}", _presence(value)))
+            elif isinstance(value, str):
+                pattern = self.regex([value], body, name)
+                if pattern is not None:
+                    named.append((lookup_name, f"{key} {name} matches {value}", _regex_test(pattern)))
+            else:
+                body.problem(name, f"{key}: {name}: expected true, false or a regex")
+        body.finish()
+        lookup = _header_lookup if key == "header" else _query_lookup
+        return Condition(
+            "; ".join(describe for _, describe, _ in named),
+            lambda facts, _: all(test(lookup(facts, name)) for name, _, test in named),
+        )
+
+    def regex(self, values: list[str], section: Section, key: str) -> Any:
+        """Operator regexes compile with RE2: linear time whatever the input, so no rule can be a DoS."""
+        try:
+            return re2.compile("|".join(f"(?:{value})" for value in values))
+        except re2.error as error:
+            section.problem(key, f"{key}: invalid regex: {error}")
+            return None
+
+
+def _combine(key: str, groups: list[list[Condition]]) -> Condition:
+    def group_holds(group: list[Condition], facts: Facts, signals: Signals) -> bool:
+        return all(condition.test(facts, signals) for condition in group)
+
+    shown = f" {key} ".join("(" + "; ".join(c.describe for c in group) + ")" for group in groups)
+    if key == "any":
+        return Condition(shown, lambda facts, signals: any(group_holds(g, facts, signals) for g in groups))
+    return Condition(shown, lambda facts, signals: all(group_holds(g, facts, signals) for g in groups))
+
+
+def _presence(wanted: bool) -> Callable[[str | None], bool]:
+    return lambda value: (value is not None) is wanted
+
+
+def _regex_test(pattern: Any) -> Callable[[str | None], bool]:
+    return lambda value: value is not None and pattern.search(value) is not None
+
+
+def _header_lookup(facts: Facts, name: str) -> str | None:
+    return facts.headers.get(name)
+
+
+def _query_lookup(facts: Facts, name: str) -> str | None:
+    for pair in facts.query.split("&"):
+        key, _, value = pair.partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def _hostname(host: str) -> str:
+    if host.startswith("["):
+        return host[: host.find("]") + 1].lower()
+    return host.rsplit(":", 1)[0].lower()
+
+
+def glob_to_regex(pattern: str, separator: str = "/") -> str:
+    """`**` crosses separators, `*` and `?` do not; everything else is literal."""
+    parts = []
+    index = 0
+    not_separator = f"[^{re.escape(separator)}]"
+    while index < len(pattern):
+        if pattern.startswith("**", index):
+            parts.append(".*")
+            index += 2
+        elif pattern[index] == "*":
+            parts.append(not_separator + "*")
+            index += 1
+        elif pattern[index] == "?":
+            parts.append(not_separator)
+            index += 1
+        else:
+            parts.append(re.escape(pattern[index]))
+            index += 1
+    return "(?:" + "".join(parts) + ")"
