@@ -156,9 +156,10 @@ class Gate:
     async def forward(self, scope: Scope, receive: Receive, send: Send, facts: Facts, _: Decision) -> Outcome:
         return await self.forwarder.http(scope, receive, send, facts)
 
-    async def deny(self, scope: Scope, receive: Receive, send: Send, facts: Facts, _: Decision) -> Outcome:
-        await send_page(send, 403, "Access denied", "This site does not accept requests from this client.")
-        return Outcome(403)
+    async def deny(self, scope: Scope, receive: Receive, send: Send, facts: Facts, decision: Decision) -> Outcome:
+        status = decision.status or 403
+        await send_page(send, status, "Access denied", "This site does not accept requests from this client.")
+        return Outcome(status)
 
     def record(
         self, facts: Facts, signals: Signals, decision: Decision, action: Action, outcome: Outcome, started: float

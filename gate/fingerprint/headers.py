@@ -137,7 +137,9 @@ def client_hint_signals(headers: dict[str, str], browser: BrowserInfo, secure: b
     brands_header = headers.get("sec-ch-ua")
     if brands_header is None:
         expected = (
-            secure and browser.family in CLIENT_HINT_FAMILIES and (browser.chromium_major or 0) >= CLIENT_HINTS_SINCE
+            secure
+            and "access-control-request-method"
+            not in headers  # CORS preflights carry no client hints and browser.family in CLIENT_HINT_FAMILIES and (browser.chromium_major or 0) >= CLIENT_HINTS_SINCE
         )
         return (
             [Signal("no-client-hints", f"{browser.family} {browser.chromium_major} sends Sec-CH-UA")]

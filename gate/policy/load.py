@@ -274,7 +274,11 @@ def _read_effect(section: Section, allowed: tuple[Action, ...]) -> Effect | None
     try:
         action = Action(text)
     except ValueError:
-        section.problem("action" if text else None, f"action: expected one of {', '.join(a.value for a in allowed)}")
+        for key in ("difficulty", "limit", "weight", "status"):
+            section.raw(key)  # judged with the action; an invalid action is the one problem to report
+        choices = ", ".join(a.value for a in allowed)
+        shown = f"{text!r} is not an action" if text else "missing"
+        section.problem("action" if text else None, f"action: {shown} (expected one of {choices})")
         return None
     if action not in allowed:
         section.problem("action", f"action: {action.value} is not allowed here")
@@ -285,7 +289,9 @@ def _read_effect(section: Section, allowed: tuple[Action, ...]) -> Effect | None
     limit = section.get("limit", str, "") if action is Action.THROTTLE else None
     weight = section.get("weight", float, 0.0) if action is Action.WEIGH else 0.0
     status = section.get("status", int, 0) if section.has("status") else None
-    if status is not None and not 200 <= status <= 599:
+    if status is not None and action is Action.WEIGH:
+        section.problem("status", "status: a weigh rule sends no response")
+    elif status is not None and not 200 <= status <= 599:
         section.problem("status", f"status: {status} is not an HTTP status code (200-599)")
     for key, needed_by in (("difficulty", Action.CHALLENGE), ("limit", Action.THROTTLE), ("weight", Action.WEIGH)):
         if section.has(key) and action is not needed_by:

@@ -47,7 +47,7 @@ class RulesWatcher:
         try:
             policy = load_policy(self.path)
         except RulesError as error:
-            self._snapshot = snapshot(self.policy.files) | snapshot(tuple(self._snapshot))
+            self._snapshot = snapshot(self.policy.files)  # retry on the next edit, not every few seconds
             metrics.rules_reloads_total.labels("failure").inc()
             log.error(
                 "rules reload (%s) failed, keeping version %s: %s",
@@ -64,7 +64,7 @@ class RulesWatcher:
         return True
 
     def changed(self) -> bool:
-        return snapshot(tuple(self._snapshot)) != self._snapshot
+        return snapshot(self.policy.files) != self._snapshot
 
     async def watch(self, interval: float = WATCH_SECONDS) -> None:
         while True:
