@@ -136,10 +136,12 @@ def header_signals(facts: Facts, browser: BrowserInfo | None, claims_browser: bo
 def client_hint_signals(headers: dict[str, str], browser: BrowserInfo, secure: bool) -> list[Signal]:
     brands_header = headers.get("sec-ch-ua")
     if brands_header is None:
+        preflight = "access-control-request-method" in headers  # CORS preflights carry no client hints
         expected = (
             secure
-            and "access-control-request-method"
-            not in headers  # CORS preflights carry no client hints and browser.family in CLIENT_HINT_FAMILIES and (browser.chromium_major or 0) >= CLIENT_HINTS_SINCE
+            and not preflight
+            and browser.family in CLIENT_HINT_FAMILIES
+            and (browser.chromium_major or 0) >= CLIENT_HINTS_SINCE
         )
         return (
             [Signal("no-client-hints", f"{browser.family} {browser.chromium_major} sends Sec-CH-UA")]

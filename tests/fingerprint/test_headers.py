@@ -162,3 +162,17 @@ def test_http_1_0_and_empty_user_agent(policy: Policy) -> None:
     signals = signals_for(policy, [("Host", "127.0.0.1")], http_version="1.0")
     assert signals.names == {"http-1.0", "empty-user-agent"}
     assert signals.agent_class == "unknown"
+
+
+@pytest.mark.parametrize(
+    "user_agent",
+    [
+        "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/85.0.4183.83 Safari/537.36",
+    ],
+)
+def test_browsers_that_never_send_client_hints_are_not_faulted_for_it(policy: Policy, user_agent: str) -> None:
+    headers = [(name, value) for name, value in browser_headers() if not name.lower().startswith("sec-ch-")]
+    signals = signals_for(policy, headers, user_agent=user_agent, scheme="https", host="blog.example")
+    assert "no-client-hints" not in signals.names
