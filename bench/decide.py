@@ -1,0 +1,109 @@
+"""Decision time in-process: Facts from an ASGI scope, fingerprint and policy evaluation, per request.
+
+Requests are the captured header profiles (tests/data/headers) with the User-Agents of the corpus
+(tests/data/user-agents) put into a Chromium navigation. Two passes: "cold" (every User-Agent seen for the first
+time, caches empty: what a scraper rotating User-Agents costs) and "warm" (the same requests again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from gate.check import NO_PROXIES
+from gate.facts import Facts
+from gate.net import client_prefix, parse_ip
+from gate.policy import shipped_rules
+from gate.policy.engine import Policy
+from gate.policy.load import load_policy
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+
+
+def corpus_user_agents() -> list[str]:
+    agents: list[str] = []
+    for path in sorted((DATA / "user-agents").glob("*/*.txt")):
+        agents += [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    return list(dict.fromkeys(agents))
+
+
+def profile(name: str) -> list[tuple[bytes, bytes]]:
+    capture = json.loads((DATA / "headers" / f"{name}.json").read_text())
+    return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in capture["headers"]]
+
+
+def scopes(limit: int) -> list[dict[str, Any]]:
+    """Realistic requests: corpus User-Agents in a browser navigation, plus every captured profile as it is."""
+    navigation = profile("chromium-headful-navigation")
+    requests = []
+    for number, user_agent in enumerate(corpus_user_agents()[:limit]):
+        headers = [(key, user_agent.encode("latin-1", "replace")) if key == b"user-agent" else (key, value)
+                   for key, value in navigation]  # fmt: skip
+        requests.append(scope(headers, f"198.51.{number // 256 % 256}.{number % 256}"))
+    for path in sorted((DATA / "headers").glob("*.json")):
+        requests.append(scope(profile(path.stem), "203.0.113.9"))
+    return requests
+
+
+def scope(headers: list[tuple[bytes, bytes]], ip: str) -> dict[str, Any]:
+    return {"type": "http", "http_version": "1.1", "method": "GET", "scheme": "https", "path": "/essays/one.html",
+            "raw_path": b"/essays/one.html", "query_string": b"", "headers": headers, "client": (ip, 1)}  # fmt: skip
+
+
+def decide_once(policy: Policy, request: dict[str, Any]) -> int:
+    started = time.perf_counter_ns()
+    facts = Facts.from_scope(request, NO_PROXIES)
+    policy.evaluate(facts, policy.fingerprint(facts))
+    return time.perf_counter_ns() - started
+
+
+def percentiles(samples: list[int]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def microseconds_at(share: float) -> float:
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] / 1000
+
+    return {
+        "p50_us": microseconds_at(0.50),
+        "p90_us": microseconds_at(0.90),
+        "p99_us": microseconds_at(0.99),
+        "mean_us": statistics.mean(ordered) / 1000,
+    }
+
+
+def clear_caches(policy: Policy) -> None:
+    policy.fingerprinter.catalog.classify.cache_clear()
+    policy.fingerprinter.networks.lookup.cache_clear()
+    parse_ip.cache_clear()
+    client_prefix.cache_clear()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=20000, help="corpus User-Agents to use (default 20000)")
+    parser.add_argument("--rounds", type=int, default=3, help="warm passes over the requests (default 3)")
+    options = parser.parse_args()
+    policy = load_policy(shipped_rules())
+    requests = scopes(options.requests)
+    gc.collect()
+    gc.freeze()  # keep collector pauses of the set-up out of the figures
+    clear_caches(policy)
+    cold = [decide_once(policy, request) for request in requests]
+    warm = [decide_once(policy, request) for _ in range(options.rounds) for request in requests]
+    print(f"decision time with the shipped rules, {len(requests)} requests "
+          f"({len(policy.rules)} rules, {len(policy.fingerprinter.catalog.agents)} agents)")  # fmt: skip
+    print("| pass | p50 µs | p90 µs | p99 µs | mean µs |")
+    print("|---|---:|---:|---:|---:|")
+    for name, samples in (("cold (first sight of each User-Agent)", cold), ("warm (caches filled)", warm)):
+        figures = percentiles(samples)
+        print(f"| {name} | {figures['p50_us']:.1f} | {figures['p90_us']:.1f} | {figures['p99_us']:.1f} | "
+              f"{figures['mean_us']:.1f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
