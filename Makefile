@@ -55,8 +55,10 @@ unit: $(VENV)/.test-deps system-deps
 
 test: lint typecheck unit
 
-# Load figures: nginx directly and gate in front of it, in the same run (see docs/benchmarks.md).
+# In-process decision time, then load figures: nginx directly and gate in front of it, in the same run
+# (see docs/benchmarks.md).
 bench: $(VENV)/.test-deps system-deps
+	$(BIN)/python -m bench.decide
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.proxy $(ARGS)
 
 clean:
