@@ -152,6 +152,7 @@ def _read_file(path: Path, collected: _Collected, problems: list[Problem], stack
 
 
 def _read_networks(document: Section, path: Path, collected: _Collected) -> None:
+    """`networks:` maps a name to a file or glob of CIDR files, a list of CIDRs, or {files: [...], cidrs: [...]}."""
     networks = document.raw("networks")
     if networks is None:
         return
@@ -162,22 +163,32 @@ def _read_networks(document: Section, path: Path, collected: _Collected) -> None
         value = section.raw(name)
         if name in collected.networks:
             continue  # the importing file's list wins
-        entries: list[tuple[str, str, int]] = []  # (cidr text, file, line)
-        if isinstance(value, LineList):
-            entries = [
-                (str(item), document.file, item_line) for item, item_line in zip(value, value.item_lines, strict=True)
-            ]
-        elif isinstance(value, str):
-            files = _expand(value, path)
-            if not files:
-                section.problem(name, f"networks: {name}: {value!r} matches no file")
-            for list_file in files:
-                collected.files.append(list_file)
-                entries += _read_network_file(list_file, document.problems)
+        files: list[str] = []
+        cidrs: list[tuple[str, str, int]] = []  # (cidr text, file, line)
+        if isinstance(value, str):
+            files = [value]
+        elif isinstance(value, LineList):
+            cidrs = [(str(item), section.file, line) for item, line in zip(value, value.item_lines, strict=True)]
+        elif isinstance(value, LineDict):
+            body = Section(value, section.file, section.problems, f"network list {name!r}")
+            files = body.strings("files")
+            listed = body.raw("cidrs")
+            if isinstance(listed, LineList):
+                cidrs = [(str(item), body.file, line) for item, line in zip(listed, listed.item_lines, strict=True)]
+            elif listed is not None:
+                body.problem("cidrs", f"networks: {name}: cidrs: expected a list of CIDRs")
+            body.finish()
         else:
-            section.problem(name, f"networks: {name}: expected a list of CIDRs or a file name")
+            section.problem(name, f"networks: {name}: expected a file name, a list of CIDRs, or files/cidrs")
+        for reference in files:
+            found = _expand(reference, path)
+            if not found:
+                section.problem(name, f"networks: {name}: {reference!r} matches no file")
+            for list_file in found:
+                collected.files.append(list_file)
+                cidrs += _read_network_file(list_file, document.problems)
         parsed = []
-        for text, file, entry_line in entries:
+        for text, file, entry_line in cidrs:
             try:
                 parsed.append(parse_network(text))
             except ValueError as error:
