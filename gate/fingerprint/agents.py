@@ -1,8 +1,9 @@
 """User-Agent -> agent class and named agent.
 
-Order of the checks: empty -> the agent lists in rules/agents/ (product tokens, whole word, case-insensitive, all
-tokens in one precompiled linear-time automaton) -> anything that looks like a bot -> a real browser (ua-parser
-family plus a browser-shaped string) -> unknown. A bot-looking string is never a browser.
+Order of the checks: empty (unknown) -> the agent lists in rules/agents/ (product tokens, whole word,
+case-insensitive, all tokens in one precompiled linear-time automaton) -> anything with a bot's tells, or not shaped
+like a browser's string, is other-bot -> browser (family, version and OS from ua-parser). A bot-looking string is
+never a browser.
 """
 
 from __future__ import annotations
@@ -30,11 +31,17 @@ LISTED_CLASSES = AGENT_CLASSES - {"browser", "unknown"}
 # Bot tells for agents no list names. Case matters for "bot": Googlebot, GPTBot and "Bot" end a bot's name, while
 # "CUBOT" is a phone brand in real browser strings.
 _BOT_TELLS = re.compile(
-    r"[a-z]bot\b|Bot\b|\bbot\b|[Cc]rawl|[Ss]pider|[Ss]craper|[Ff]etcher|https?://|[Hh]ttp[Cc]lient|[Hh]eadless|@"
+    r"[a-z]bot\b|Bot\b|\bbot\b|[Cc]rawl|[Ss]pider|[Ss]craper|[Ff]etcher|https?://|[Hh]ttp[Cc]lient|[Hh]eadless|"
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b|"  # a contact address; Ecosia's "android@150.0" is not one
+    # Browsers never add to WebKit's "(KHTML, like Gecko)" comment, and no current one starts "(compatible;":
+    # tools that dress up as a browser do both ("KHTML, like Gecko; Google Page Speed Insights").
+    r"\(KHTML, like Gecko[;,][^)]*\)|^Mozilla/5\.0 \(compatible"
 )
-# A browser string: "Mozilla/5.0 (platform) Engine/version ..." (or classic Opera Presto, still used by Opera Mini).
+# A browser string: "Mozilla/5.0 (platform) Engine/version ..." (the platform may nest parentheses: "Moto G (4)"),
+# IE 11, or classic Opera Presto, still used by Opera Mini. Anything else that is not empty is a program: other-bot.
 _BROWSER_SHAPE = re.compile(
-    r"^Mozilla/5\.0 \([^)]+\) (?:AppleWebKit/|Gecko/)|^Mozilla/5\.0 \([^)]*Trident/7\.0|^Opera/9\.80 \("
+    r"^Mozilla/5\.0 \(.+?\) (?:AppleWebKit|Gecko)/|^Mozilla/5\.0 \(.*Trident/7\.0|^Opera/9\.80 \(",
+    re.IGNORECASE,  # some Android builds write "AppleWebkit"
 )
 CACHE_SIZE = 16384
 # A token is a whole word: letters, digits, '-', '_' and '.' belong to the word around it.
@@ -92,7 +99,7 @@ class AgentCatalog:
         headless browser (a crawler built on either names itself too)."""
         if self._tokens is None:
             return None
-        found: Agent | None = None
+        found: Agent | None = None  # the best generic match so far: a headless browser before a library
         for match in self._tokens.finditer(user_agent):
             start, end = match.start(), match.end()
             if (start > 0 and user_agent[start - 1] in WORD_CHARACTERS) or (
@@ -100,9 +107,12 @@ class AgentCatalog:
             ):
                 continue  # not a whole word: "Java" in "JavaScript", "PHP" in "index.php", "Code" in "code.google.com"
             agent = self._by_token[match.group(0).lower()]
+            if agent.agent_class == "http-library" and start > 0 and not user_agent.startswith("/", end):
+                continue  # a library names itself as a product ("Tornado/6.4"), not a phone model ("Tornado 348")
             if agent.agent_class not in GENERIC_CLASSES:
                 return agent
-            found = found or agent
+            if found is None or (found.agent_class == "http-library" and agent.agent_class == "headless-browser"):
+                found = agent
         return found
 
     def _classify(self, user_agent: str) -> AgentMatch:
@@ -111,13 +121,9 @@ class AgentCatalog:
         agent = self.find(user_agent)
         if agent is not None:
             return AgentMatch(agent.agent_class, agent)
-        if _BOT_TELLS.search(user_agent):
+        if _BOT_TELLS.search(user_agent) or not _BROWSER_SHAPE.match(user_agent):
             return AgentMatch("other-bot")
-        if _BROWSER_SHAPE.match(user_agent):
-            browser = parse_browser(user_agent)
-            if browser is not None:
-                return AgentMatch("browser", browser=browser)
-        return AgentMatch("unknown")
+        return AgentMatch("browser", browser=parse_browser(user_agent))
 
 
 def load_agents(paths: Sequence[Path], problems: list[Problem]) -> list[Agent]:
