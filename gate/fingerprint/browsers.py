@@ -28,14 +28,13 @@ class BrowserInfo:
         return self.chromium_major is not None
 
 
-def parse_browser(user_agent: str) -> BrowserInfo | None:
-    """The browser a User-Agent names, or None when ua-parser does not recognise one."""
+def parse_browser(user_agent: str) -> BrowserInfo:
+    """The browser a browser-shaped User-Agent names; family "Other" when ua-parser does not know it."""
     result = _PARSER(user_agent, Domain.USER_AGENT | Domain.OS)
     agent = result.user_agent
-    if agent is None or agent.family == "Other":
-        return None
-    major = int(agent.major) if agent.major and agent.major.isdigit() else None
+    family = agent.family if agent is not None else "Other"
+    major = int(agent.major) if agent is not None and agent.major and agent.major.isdigit() else None
     chromium = _CHROMIUM_VERSION.search(user_agent)
     # Chrome on iOS ("CriOS") is WebKit, not Chromium: it sends none of Chromium's client hints.
     chromium_major = int(chromium.group(1)) if chromium and "CriOS/" not in user_agent else None
-    return BrowserInfo(agent.family, major, result.os.family if result.os else "Other", chromium_major)
+    return BrowserInfo(family, major, result.os.family if result.os else "Other", chromium_major)

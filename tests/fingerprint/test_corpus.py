@@ -13,7 +13,7 @@ import pytest
 from gate.fingerprint.agents import AgentCatalog
 from gate.policy import shipped_rules
 from gate.policy.load import load_policy
-from tests.support.corpus import NOT_BOTS, corpus_files, labelled, tally
+from tests.support.corpus import NOT_BOTS, corpus_files, labelled, read_lines, tally
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,7 @@ def catalog() -> AgentCatalog:
 @pytest.mark.parametrize("path", corpus_files("browsers"), ids=lambda path: path.name)
 def test_no_real_browser_is_labelled_a_bot(catalog: AgentCatalog, path: Path) -> None:
     found = tally(catalog, path)
-    labelled_bots = [agent for agent in path.read_text().splitlines()
-                     if agent and not agent.startswith("#") and catalog.classify(agent).agent_class not in NOT_BOTS]  # fmt: skip
+    labelled_bots = [agent for agent in read_lines(path) if catalog.classify(agent).agent_class not in NOT_BOTS]
     assert found.bots == 0, f"browsers labelled as bots: {labelled_bots[:10]}"
     assert found.classes["browser"] == found.total, found.classes
 
@@ -33,8 +32,7 @@ def test_no_real_browser_is_labelled_a_bot(catalog: AgentCatalog, path: Path) ->
 @pytest.mark.parametrize("path", corpus_files("bots"), ids=lambda path: path.name)
 def test_real_bots_are_labelled_bots(catalog: AgentCatalog, path: Path) -> None:
     found = tally(catalog, path)
-    missed = [agent for agent in path.read_text().splitlines()
-              if agent and not agent.startswith("#") and catalog.classify(agent).agent_class in NOT_BOTS]  # fmt: skip
+    missed = [agent for agent in read_lines(path) if catalog.classify(agent).agent_class in NOT_BOTS]
     assert found.bots / found.total >= 0.996, f"{found.total - found.bots} missed, e.g. {missed[:15]}"
 
 
