@@ -58,6 +58,7 @@ test: lint typecheck unit
 # In-process decision time, then load figures: nginx directly and gate in front of it, in the same run
 # (see docs/benchmarks.md).
 bench: $(VENV)/.test-deps system-deps
+	$(BIN)/python -m bench.accuracy
 	$(BIN)/python -m bench.decide
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.proxy $(ARGS)
 
