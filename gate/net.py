@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,6 +12,9 @@ from functools import lru_cache
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"  # no leading zeros, as ipaddress insists
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 IPV4_PREFIX_LEN = 24
 IPV6_PREFIX_LEN = 64
@@ -24,6 +29,8 @@ def parse_ip(text: str) -> IPAddress | None:
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # "192.0.2.1:443"
         text = text.split(":", 1)[0]
+    if _DOTTED_QUAD.fullmatch(text):  # the common case, several times faster than ip_address's parser
+        return ipaddress.IPv4Address(socket.inet_aton(text))
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

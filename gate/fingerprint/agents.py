@@ -32,11 +32,12 @@ LISTED_CLASSES = AGENT_CLASSES - {"browser", "unknown"}
 # "CUBOT" is a phone brand in real browser strings.
 _BOT_TELLS = re.compile(
     r"[a-z]bot\b|Bot\b|\bbot\b|[Cc]rawl|[Ss]pider|[Ss]craper|[Ff]etcher|https?://|[Hh]ttp[Cc]lient|[Hh]eadless|"
-    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b|"  # a contact address; Ecosia's "android@150.0" is not one
     # Browsers never add to WebKit's "(KHTML, like Gecko)" comment, and no current one starts "(compatible;":
     # tools that dress up as a browser do both ("KHTML, like Gecko; Google Page Speed Insights").
     r"\(KHTML, like Gecko[;,][^)]*\)|^Mozilla/5\.0 \(compatible"
 )
+# A contact address (searched only when there is an "@"); Ecosia's "android@150.0" is not one.
+_CONTACT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
 # A browser string: "Mozilla/5.0 (platform) Engine/version ..." (the platform may nest parentheses: "Moto G (4)"),
 # IE 11, or classic Opera Presto, still used by Opera Mini. Anything else that is not empty is a program: other-bot.
 _BROWSER_SHAPE = re.compile(
@@ -121,7 +122,11 @@ class AgentCatalog:
         agent = self.find(user_agent)
         if agent is not None:
             return AgentMatch(agent.agent_class, agent)
-        if _BOT_TELLS.search(user_agent) or not _BROWSER_SHAPE.match(user_agent):
+        if (
+            _BOT_TELLS.search(user_agent)
+            or ("@" in user_agent and _CONTACT.search(user_agent))
+            or not _BROWSER_SHAPE.match(user_agent)
+        ):
             return AgentMatch("other-bot")
         return AgentMatch("browser", browser=parse_browser(user_agent))
 
