@@ -48,7 +48,7 @@ def status_of(response: bytes) -> int:
         "http-1.0-no-host",
         "unknown-method",
         "duplicates",
-    ],  # fmt: skip
+    ],
 )
 def test_never_a_server_error(gate: GateProcess, request_bytes: bytes) -> None:
     status = status_of(exchange(gate, request_bytes))
