@@ -158,7 +158,11 @@ def _problem_at(agent: Agent, message: str) -> Problem:
 
 def _read_agent_file(path: Path, problems: list[Problem]) -> list[Agent]:
     file = str(path)
-    document = Section.of(read_yaml(path, problems), file, 1, problems, "an agent list")
+    known = len(problems)
+    data = read_yaml(path, problems)
+    if len(problems) > known:
+        return []  # unreadable or invalid YAML: that is the problem to report
+    document = Section.of(data, file, 1, problems, "an agent list")
     if document is None:
         return []
     default_class = document.get("class", str, "")

@@ -38,13 +38,13 @@ class Policy:
         for finding in signals.findings:
             weight = self.weights.get(finding.name, 0.0)
             score += weight
-            reasons.append(f"signal {finding} (+{weight:g})")
+            reasons.append(f"signal {finding} ({weight:+g})")
         for rule in self.rules:
             if not rule.matches(facts, signals):
                 continue
             if rule.effect.action is Action.WEIGH:
                 score += rule.effect.weight
-                reasons.append(f"{rule.because()} (+{rule.effect.weight:g})")
+                reasons.append(f"{rule.because()} ({rule.effect.weight:+g})")
                 continue
             reasons.append(rule.because())
             return _decision(rule.effect, rule.name, reasons, score)

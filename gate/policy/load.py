@@ -52,6 +52,7 @@ class _Collected:
     networks: dict[str, list[IPNetwork]] = field(default_factory=dict)
     ja4_header: str | None = None
     ja4_lists: dict[str, frozenset[str]] = field(default_factory=dict)
+    ja4_source: tuple[str, int] | None = None  # where the first JA4 lists were defined
     weights: dict[str, tuple[float, str]] = field(default_factory=dict)  # name -> (weight, file:line)
     limits: dict[str, Limit] = field(default_factory=dict)
     thresholds: list[Threshold] | None = None
@@ -63,7 +64,8 @@ def load_policy(path: Path) -> Policy:
     """Read, validate and compile the rules at `path`; RulesError lists every problem found."""
     problems: list[Problem] = []
     collected = _Collected()
-    _read_file(entry_file(path), collected, problems, stack=())
+    _read_file(entry_file(path).resolve(), collected, problems, stack=(), origin=None)
+    _check_ja4(collected, problems)
     agents = load_agents(collected.agent_files, problems)
     collected.files += collected.agent_files
     catalog = AgentCatalog(agents)
@@ -102,24 +104,35 @@ def _resolve(reference: str, base: Path) -> Path:
 
 
 def _expand(reference: str, base: Path) -> list[Path]:
-    """A path or a glob pattern, relative to the file that names it; sorted for a stable order."""
+    """The existing files a path or glob pattern names, relative to the file that names it; sorted."""
     path = _resolve(reference, base)
     if any(char in reference for char in "*?["):
-        return sorted(Path(found) for found in glob.glob(str(path)))
-    return [path]
+        return sorted(Path(found) for found in glob.glob(str(path)) if Path(found).is_file())
+    return [path] if path.is_file() else []
 
 
-def _read_file(path: Path, collected: _Collected, problems: list[Problem], stack: tuple[Path, ...]) -> None:
+def _read_file(
+    path: Path,
+    collected: _Collected,
+    problems: list[Problem],
+    stack: tuple[Path, ...],
+    origin: tuple[str, int] | None,
+) -> None:
+    """Read one rules file and, after it, its imports. `origin` is the (file, line) of the import naming it."""
     file = str(path)
+    where = origin or (file, 0)
     if path in stack:
-        problems.append(Problem(str(stack[-1]), 0, f"import cycle: {' -> '.join(map(str, (*stack, path)))}"))
+        problems.append(Problem(*where, f"import cycle: {' -> '.join(map(str, (*stack, path)))}"))
         return
     if not path.is_file():
-        where = stack[-1] if stack else path
-        problems.append(Problem(str(where), 0, f"no such rules file: {path}"))
+        problems.append(Problem(*where, f"no such rules file: {path}"))
         return
     collected.files.append(path)
-    document = Section.of(read_yaml(path, problems), file, 1, problems, "a rules file")
+    known = len(problems)
+    data = read_yaml(path, problems)
+    if len(problems) > known:
+        return  # unreadable or invalid YAML: that is the problem to report, not its consequences
+    document = Section.of(LineDict() if data is None else data, file, 1, problems, "a rules file")
     if document is None:
         return
     version = document.get("version", int, 1)
@@ -128,7 +141,7 @@ def _read_file(path: Path, collected: _Collected, problems: list[Problem], stack
     for reference in document.strings("agents"):
         found = _expand(reference, path)
         if not found:
-            document.problem("agents", f"agents: {reference!r} matches no file")
+            document.problem("agents", f"agents: {reference!r}: no such file")
         collected.agent_files += found
     _read_networks(document, path, collected)
     _read_fingerprints(document, collected)
@@ -146,9 +159,13 @@ def _read_file(path: Path, collected: _Collected, problems: list[Problem], stack
             document.problem("rules", "rules: expected a list of rules")
     imports = document.strings("import")
     document.finish()
+    import_line = (file, document.line_of("import"))
     for reference in imports:
-        for imported in _expand(reference, path):
-            _read_file(imported, collected, problems, (*stack, path))
+        found = _expand(reference, path)
+        if not found:
+            problems.append(Problem(*import_line, f"import: {reference!r}: no such rules file"))
+        for imported in found:
+            _read_file(imported.resolve(), collected, problems, (*stack, path), origin=import_line)
 
 
 def _read_networks(document: Section, path: Path, collected: _Collected) -> None:
@@ -183,7 +200,7 @@ def _read_networks(document: Section, path: Path, collected: _Collected) -> None
         for reference in files:
             found = _expand(reference, path)
             if not found:
-                section.problem(name, f"networks: {name}: {reference!r} matches no file")
+                section.problem(name, f"networks: {name}: {reference!r}: no such file")
             for list_file in found:
                 collected.files.append(list_file)
                 cidrs += _read_network_file(list_file, document.problems)
@@ -229,11 +246,23 @@ def _read_fingerprints(document: Section, collected: _Collected) -> None:
     ja4 = Section.of(lists, section.file, section.line_of("ja4"), section.problems, "fingerprints.ja4")
     if ja4 is None:
         return
+    collected.ja4_source = collected.ja4_source or (section.file, section.line_of("ja4"))
     for name in list(ja4.data):
         collected.ja4_lists.setdefault(name, frozenset(ja4.strings(name)))
     ja4.finish()
-    if collected.ja4_lists and not collected.ja4_header:
-        section.problem("ja4", "fingerprints: ja4 lists need ja4_header (the header your front proxy sets)")
+
+
+def _check_ja4(collected: _Collected, problems: list[Problem]) -> None:
+    """Once every file is read: JA4 lists need the header, and weights may only name lists that exist."""
+    if collected.ja4_lists and not collected.ja4_header and collected.ja4_source:
+        message = "fingerprints: ja4 lists need ja4_header (the header your front proxy sets)"
+        problems.append(Problem(*collected.ja4_source, message))
+    for name, (_, source) in collected.weights.items():
+        if name.startswith("ja4:") and name[4:] not in collected.ja4_lists:
+            file, _, line = source.rpartition(":")
+            problems.append(
+                Problem(file, int(line), f"signal_weights: unknown signal {name!r} (no JA4 list {name[4:]!r})")
+            )
 
 
 def _read_weights(document: Section, collected: _Collected) -> None:
@@ -294,7 +323,7 @@ def _read_effect(section: Section, allowed: tuple[Action, ...]) -> Effect | None
     if action not in allowed:
         section.problem("action", f"action: {action.value} is not allowed here")
         return None
-    difficulty = section.get("difficulty", int, 0) if action is Action.CHALLENGE else None
+    difficulty = section.get("difficulty", int, 0) if action is Action.CHALLENGE and section.has("difficulty") else None
     if difficulty is not None and not 0 <= difficulty <= MAX_DIFFICULTY:
         section.problem("difficulty", f"difficulty: {difficulty} is outside 0-{MAX_DIFFICULTY} leading zero bits")
     limit = section.get("limit", str, "") if action is Action.THROTTLE else None
@@ -312,7 +341,7 @@ def _read_effect(section: Section, allowed: tuple[Action, ...]) -> Effect | None
         section.problem(None, "action throttle needs a limit (a name from limits:)")
     if action is Action.WEIGH and not section.has("weight"):
         section.problem(None, "action weigh needs a weight")
-    return Effect(action, difficulty or None, limit or None, status, weight)
+    return Effect(action, difficulty, limit or None, status, weight)
 
 
 TERMINAL = (Action.ALLOW, Action.DENY, Action.CHALLENGE, Action.TERMS, Action.THROTTLE)
@@ -362,16 +391,19 @@ class _Compiler:
             if not isinstance(data, LineDict):
                 continue
             section = Section(data, file, self.problems, "a rule")
+            name = data.get("name")
+            if isinstance(name, str) and name:
+                if name in names:
+                    section.problem("name", f"rule name {name!r} is already used at {names[name]}")
+                names.setdefault(name, f"{file}:{data.line}")
             rule = self.rule(section)
             section.finish()
-            if rule is None:
-                continue
-            if rule.name in names:
-                section.problem("name", f"rule name {rule.name!r} is already used at {names[rule.name]}")
-            names[rule.name] = rule.source
-            compiled.append(rule)
+            if rule is not None:
+                compiled.append(rule)
         for threshold in self.collected.thresholds or []:
             self.check_limit(threshold.effect, threshold.source)
+        if self.collected.default is not None:
+            self.check_limit(*self.collected.default)
         return compiled
 
     def rule(self, section: Section) -> Rule | None:
@@ -486,7 +518,10 @@ class _Compiler:
             return Condition(f"client address in {shown}", lambda facts, _: bool(index.lookup(facts.ip)))
         if key == "signal":
             unknown = [
-                value for value in values if value not in SIGNAL_WEIGHTS and value[4:] not in self.collected.ja4_lists
+                value
+                for value in values
+                if value not in SIGNAL_WEIGHTS
+                and not (value.startswith("ja4:") and value[4:] in self.collected.ja4_lists)
             ]
             if unknown:
                 section.problem(key, f"signal: unknown signal {', '.join(unknown)}")
