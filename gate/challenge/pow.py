@@ -1,0 +1,107 @@
+"""Proof-of-work challenges: issued stateless and signed, verified with one SHA-256 and one HMAC, spent once.
+
+A challenge binds the work to the client's network (/24 or /64) and User-Agent, the rule that asked for it, where
+the client was going, and when it was issued. The server decides the difficulty: the client only finds a nonce such
+that SHA-256(token + nonce) starts with `difficulty` zero bits. The no-JavaScript variant asks for time instead of
+work: it can be redeemed only after its delay has passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from gate.challenge.signing import SignatureError, sign, unsign
+from gate.facts import Facts
+from gate.keys import KeyRing
+
+VERSION = "c1"
+LIFETIME_SECONDS = 600  # a challenge must be solved within ten minutes
+MAX_NONCE_DIGITS = 20
+
+Kind = Literal["js", "nojs"]
+
+
+class ChallengeError(Exception):
+    """A submission that does not earn a pass. `reason` is a metric label; a binding failure deserves a new
+    challenge rather than an error page (a dual-stack client may change address family between the two)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def user_agent_hash(user_agent: str) -> str:
+    return hashlib.sha256(user_agent.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    id: str
+    kind: Kind
+    issued: int  # Unix seconds
+    difficulty: int  # leading zero bits for "js", seconds to wait for "nojs"
+    rule: str
+    prefix: str
+    ua: str  # user_agent_hash of the client's User-Agent
+    to: str  # where to send the client afterwards (a checked relative path)
+
+    @classmethod
+    def new(cls, kind: Kind, facts: Facts, difficulty: int, rule: str, to: str, now: float) -> Challenge:
+        return cls(secrets.token_urlsafe(12), kind, int(now), difficulty, rule, facts.prefix,
+                   user_agent_hash(facts.user_agent), to)  # fmt: skip
+
+    def seal(self, keys: KeyRing) -> str:
+        return sign(keys, VERSION, json.dumps(asdict(self), separators=(",", ":")).encode())
+
+    @classmethod
+    def open(cls, keys: KeyRing, token: str) -> Challenge:
+        try:
+            fields = json.loads(unsign(keys, VERSION, token))
+            challenge = cls(**fields)
+        except SignatureError as error:
+            raise ChallengeError(error.reason) from error
+        except (ValueError, TypeError) as error:  # signed by us, so this means a format from another version
+            raise ChallengeError("malformed") from error
+        if challenge.kind not in ("js", "nojs"):
+            raise ChallengeError("malformed")
+        return challenge
+
+    def expired(self, now: float) -> bool:
+        return now > self.issued + LIFETIME_SECONDS or now < self.issued - 60
+
+    def binds(self, facts: Facts) -> bool:
+        return self.prefix == facts.prefix and self.ua == user_agent_hash(facts.user_agent)
+
+
+def leading_zero_bits(digest: bytes) -> int:
+    value = int.from_bytes(digest, "big")
+    return len(digest) * 8 - value.bit_length()
+
+
+def work_done(token: str, nonce: str, difficulty: int) -> bool:
+    """Does SHA-256(token + nonce) start with `difficulty` zero bits? The nonce is a plain decimal number."""
+    if not (nonce.isascii() and nonce.isdigit()) or len(nonce) > MAX_NONCE_DIGITS or nonce != str(int(nonce)):
+        return False
+    return leading_zero_bits(hashlib.sha256(f"{token}{nonce}".encode("ascii")).digest()) >= difficulty
+
+
+def check(keys: KeyRing, token: str, facts: Facts, now: float, nonce: str | None = None) -> Challenge:
+    """The challenge behind `token` if this client may redeem it now; ChallengeError otherwise.
+
+    Spending it (once) is the caller's job, through the shared store.
+    """
+    challenge = Challenge.open(keys, token)
+    if challenge.expired(now):
+        raise ChallengeError("expired")
+    if not challenge.binds(facts):
+        raise ChallengeError("binding")
+    if challenge.kind == "js":
+        if nonce is None or not work_done(token, nonce, challenge.difficulty):
+            raise ChallengeError("insufficient-work")
+    elif now < challenge.issued + challenge.difficulty:
+        raise ChallengeError("too-early")
+    return challenge
