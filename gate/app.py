@@ -15,17 +15,20 @@ from urllib.parse import unquote, urlsplit
 
 from gate import metrics
 from gate.asgi import Receive, Scope, Send
+from gate.challenge.service import ChallengeService, ChallengeSettings
 from gate.config import Settings
 from gate.facts import Facts
 from gate.fingerprint import Signals
+from gate.keys import KeyRing, load_keyring
 from gate.logs import AccessLog
 from gate.net import TrustedProxies
 from gate.policy.engine import Policy
 from gate.policy.load import load_policy
 from gate.policy.model import Action, Decision
 from gate.policy.reload import RulesWatcher
-from gate.proxy import Forwarder
+from gate.proxy import Forwarder, request_target
 from gate.responses import Outcome, send_page
+from gate.store import open_store
 
 log = logging.getLogger("gate")
 
@@ -43,7 +46,7 @@ AUTH_STATUS = {
 
 # Actions whose responses arrive with later capabilities (challenge page, throttling, terms documents) are answered,
 # until then, with the nearest action gate has: people are never locked out, AI crawlers are kept out.
-STAND_INS = {Action.CHALLENGE: Action.ALLOW, Action.THROTTLE: Action.ALLOW, Action.TERMS: Action.DENY}
+STAND_INS = {Action.THROTTLE: Action.ALLOW, Action.TERMS: Action.DENY}
 
 
 class Gate:
@@ -56,7 +59,25 @@ class Gate:
         )
         self.auth_path = settings.own_prefix + "auth"
         self.access_log = AccessLog(enabled=settings.log_level in ("debug", "info"))
-        self.responders: dict[Action, Responder] = {Action.ALLOW: self.forward, Action.DENY: self.deny}
+        self.keys = load_keyring(settings.secret_file) if settings.secret_file else KeyRing.temporary()
+        self.store = open_store(settings.store)
+        self.challenges = ChallengeService(
+            ChallengeSettings(
+                pass_lifetime=int(settings.pass_lifetime),
+                pass_budget=settings.pass_budget,
+                cookie_domain=settings.cookie_domain,
+                contact=settings.contact,
+            ),
+            self.keys,
+            self.store,
+            settings.own_prefix,
+            self.proxies,
+        )
+        self.responders: dict[Action, Responder] = {
+            Action.ALLOW: self.forward,
+            Action.DENY: self.deny,
+            Action.CHALLENGE: self.challenge,
+        }
         self._watch: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,11 +96,17 @@ class Gate:
                 await self.forwarder.start()
                 metrics.record_start()
                 self.start_rules_reloading()
+                if self.keys.ephemeral:
+                    log.warning(
+                        "no --secret-file: signing with a temporary key; pass tokens end at restart and other "
+                        "instances will not accept them (write a key with `gate keygen PATH`)"
+                    )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._watch is not None:
                     self._watch.cancel()
                 await self.forwarder.close()
+                await self.store.close()
                 self.access_log.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -111,6 +138,9 @@ class Gate:
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        if scope["path"].startswith(self.settings.own_prefix) and scope["path"] != self.auth_path:
+            await self.challenges.handle(scope, receive, send)
+            return
         facts = Facts.from_scope(scope, self.proxies)
         if self.settings.mode == "auth":
             await self.auth(scope, send, facts, started)
@@ -123,6 +153,8 @@ class Gate:
         started = time.perf_counter()
         facts = Facts.from_scope(scope, self.proxies)
         signals, decision, action = self.decide(facts)
+        if action is Action.CHALLENGE and (await self.challenges.admits(facts))[0]:
+            action = Action.ALLOW
         if action is Action.ALLOW and self.settings.mode == "proxy":
             outcome = await self.forwarder.websocket(scope, receive, send, facts)
         else:
@@ -137,6 +169,8 @@ class Gate:
             return
         facts = auth_request_facts(scope, facts, self.proxies)
         signals, decision, action = self.decide(facts)
+        if action is Action.CHALLENGE and (await self.challenges.admits(facts))[0]:
+            action = Action.ALLOW
         status = AUTH_STATUS[action]
         await send(
             {
@@ -156,6 +190,14 @@ class Gate:
     async def forward(self, scope: Scope, receive: Receive, send: Send, facts: Facts, _: Decision) -> Outcome:
         return await self.forwarder.http(scope, receive, send, facts)
 
+    async def challenge(self, scope: Scope, receive: Receive, send: Send, facts: Facts, decision: Decision) -> Outcome:
+        """A valid pass token with budget left lets the request through; otherwise the challenge page."""
+        admitted, extra_bits = await self.challenges.admits(facts)
+        if admitted:
+            outcome = await self.forward(scope, receive, send, facts, decision)
+            return Outcome(outcome.status, outcome.upstream_seconds, outcome.error, passed=True)
+        return await self.challenges.serve(send, facts, decision, extra_bits, request_target(scope) or "/")
+
     async def deny(self, scope: Scope, receive: Receive, send: Send, facts: Facts, decision: Decision) -> Outcome:
         status = decision.status or 403
         await send_page(send, status, "Access denied", "This site does not accept requests from this client.")
@@ -165,6 +207,8 @@ class Gate:
         self, facts: Facts, signals: Signals, decision: Decision, action: Action, outcome: Outcome, started: float
     ) -> None:
         duration = time.perf_counter() - started
+        if outcome.passed:
+            action = Action.ALLOW  # challenged, and let through on its pass token
         metrics.requests_total.labels(action.value, decision.rule, signals.agent_class).inc()
         metrics.request_duration.labels(action.value).observe(duration)
         if outcome.upstream_seconds is not None:
@@ -186,6 +230,7 @@ class Gate:
                 "upstream_ms": None if outcome.upstream_seconds is None else round(outcome.upstream_seconds * 1000, 2),
                 "duration_ms": round(duration * 1000, 2),
                 "error": outcome.error,
+                "pass": outcome.passed,
             }
         )
 

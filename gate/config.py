@@ -69,6 +69,10 @@ class Settings:
     shutdown_timeout: float = 30.0
     own_prefix: str = "/.gate/"
     log_level: str = "info"
+    cookie_domain: str | None = None
+    pass_lifetime: float = 86400.0
+    pass_budget: int = 1000
+    contact: str = ""
 
 
 # --- value parsers: each returns the typed value or raises ValueError with a message for the user ---------
@@ -190,6 +194,21 @@ def parse_prefix(text: str) -> str:
     if not (text.startswith("/") and text.endswith("/") and len(text) > 2) or "//" in text:
         raise ValueError(f"{text!r}: expected a path like /.gate/ (leading and trailing slash)")
     return text
+
+
+def parse_cookie_domain(text: str) -> str | None:
+    domain = text.strip().lstrip(".").lower()
+    if not domain:
+        return None
+    if not all(label and label.replace("-", "").isalnum() for label in domain.split(".")):
+        raise ValueError(f"{text!r}: expected a domain name like example.org")
+    return domain
+
+
+def parse_contact(text: str) -> str:
+    if len(text) > 300 or any(ord(character) < 0x20 for character in text):
+        raise ValueError("expected one line of at most 300 characters")
+    return text.strip()
 
 
 def parse_log_level(text: str) -> str:
@@ -316,6 +335,38 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "path prefix of gate's own pages (default /.gate/)",
         parse_prefix,
         metavar="PATH",
+    ),
+    Option(
+        "--cookie-domain",
+        "GATE_COOKIE_DOMAIN",
+        "cookie_domain",
+        "domain of the pass cookie, to share it with subdomains (default: this host only)",
+        parse_cookie_domain,
+        metavar="DOMAIN",
+    ),
+    Option(
+        "--pass-lifetime",
+        "GATE_PASS_LIFETIME",
+        "pass_lifetime",
+        "seconds a solved challenge's pass token lasts (default 86400)",
+        parse_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--pass-budget",
+        "GATE_PASS_BUDGET",
+        "pass_budget",
+        "requests one pass token may make before a new challenge (default 1000; a tenth without JavaScript)",
+        parse_int,
+        metavar="N",
+    ),
+    Option(
+        "--contact",
+        "GATE_CONTACT",
+        "contact",
+        "how visitors reach the site owner, shown on the challenge page (e.g. an email address)",
+        parse_contact,
+        metavar="TEXT",
     ),
     Option(
         "--log-level",

@@ -34,6 +34,34 @@ upstream_errors_total = Counter(
     "Forwarded requests that failed: connect (502), timeout (504), protocol (502), aborted (mid-response).",
     ["kind"],
 )
+challenges_issued_total = Counter(
+    "gate_challenges_issued_total", "Challenge pages served, by the rule that asked for them.", ["rule"]
+)
+challenges_solved_total = Counter(
+    "gate_challenges_solved_total", "Challenges redeemed: js (proof of work) or nojs (waited).", ["kind"]
+)
+challenges_failed_total = Counter(
+    "gate_challenges_failed_total",
+    "Submissions refused: malformed, unknown-key, bad-signature, expired, binding, insufficient-work, replayed, "
+    "too-early, no-cookies, too-large.",
+    ["reason"],
+)
+challenge_solve_seconds = Histogram(
+    "gate_challenge_solve_seconds",
+    "Solve time the client reported (bounded to 120 s).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0),
+)
+challenge_difficulty = Histogram(
+    "gate_challenge_difficulty_bits",
+    "Difficulty of the challenges served, in leading zero bits.",
+    buckets=(8, 12, 14, 16, 18, 20, 22, 24, 26),
+)
+pass_tokens_minted_total = Counter(
+    "gate_pass_tokens_minted_total", "Pass tokens issued after a solved challenge, by how they were earned.", ["earned"]
+)
+pass_budgets_exhausted_total = Counter(
+    "gate_pass_budgets_exhausted_total", "Requests that found their pass token's request budget used up."
+)
 rules_reloads_total = Counter(
     "gate_rules_reloads_total",
     "Rules reloads (on SIGHUP or a changed file), by outcome: success, or failure (the old rules keep running).",

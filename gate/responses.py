@@ -16,6 +16,7 @@ class Outcome:
     status: int
     upstream_seconds: float | None = None  # time to the upstream's response headers, when it was asked
     error: str | None = None  # upstream failure kind: connect, timeout, protocol, aborted
+    passed: bool = False  # a challenged request let through by its pass token
 
 
 PAGE = """<!doctype html>

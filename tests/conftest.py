@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gate_process import GateProcess, start_gate
+from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import TEST_LOCATIONS, Nginx, start_nginx
 from tests.support.ports import free_port, stop, wait_for_port
 from tests.support.redis_server import redis_server
@@ -72,8 +72,8 @@ def nginx(services_dir: Path, site_root: Path, websocket_echo: int) -> Iterator[
 
 @pytest.fixture(scope="session")
 def gate(services_dir: Path, nginx: Nginx) -> Iterator[GateProcess]:
-    """A gate with default settings in front of the test nginx."""
-    process = start_gate(services_dir / "gate", nginx.url)
+    """A gate in front of the test nginx that allows everything: for the forwarding tests."""
+    process = start_transparent_gate(services_dir / "gate", nginx.url)
     try:
         yield process
     finally:

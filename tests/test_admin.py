@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.gate_process import GateProcess, start_gate
+from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import Nginx
 from tests.support.ports import free_port
 
@@ -39,15 +39,14 @@ def test_requests_are_counted_by_action_rule_and_agent_class(gate: GateProcess) 
     for _ in range(3):
         httpx.get(gate.url + "/page.html", headers={"User-Agent": "curl/8.5.0"})
     after = httpx.get(gate.metrics_url + "/metrics").text
-    # curl is challenged by the default rules; until the challenge page exists gate lets it through (stand-in)
-    labels = {"action": "allow", "rule": "libraries-and-headless-browsers", "agent_class": "http-library"}
+    labels = {"action": "allow", "rule": "default", "agent_class": "http-library"}
     assert sample(after, "gate_requests_total", **labels) - sample(before, "gate_requests_total", **labels) == 3
     assert sample(after, "gate_upstream_duration_seconds_count") >= 3
     assert sample(after, "gate_build_info") == 1
 
 
 def test_upstream_errors_are_counted(gates: list[GateProcess], tmp_path: Path) -> None:
-    gates.append(start_gate(tmp_path, f"http://127.0.0.1:{free_port()}"))
+    gates.append(start_transparent_gate(tmp_path, f"http://127.0.0.1:{free_port()}"))
     httpx.get(gates[0].url + "/")
     metrics = httpx.get(gates[0].metrics_url + "/metrics").text
     assert sample(metrics, "gate_upstream_errors_total", kind="connect") == 1
@@ -67,7 +66,9 @@ def test_health_and_readiness(gate: GateProcess) -> None:
 
 def test_not_ready_when_upstream_or_store_is_down(gates: list[GateProcess], tmp_path: Path) -> None:
     gates.append(
-        start_gate(tmp_path, f"http://127.0.0.1:{free_port()}", "--store", f"redis://127.0.0.1:{free_port()}/0")
+        start_transparent_gate(
+            tmp_path, f"http://127.0.0.1:{free_port()}", "--store", f"redis://127.0.0.1:{free_port()}/0"
+        )
     )
     assert httpx.get(gates[0].metrics_url + "/healthz").status_code == 200
     ready = httpx.get(gates[0].metrics_url + "/readyz", timeout=10)
@@ -78,18 +79,18 @@ def test_not_ready_when_upstream_or_store_is_down(gates: list[GateProcess], tmp_
 
 
 def test_ready_with_redis_store(gates: list[GateProcess], tmp_path: Path, nginx: Nginx, redis_url: str) -> None:
-    gates.append(start_gate(tmp_path, nginx.url, "--store", redis_url))
+    gates.append(start_transparent_gate(tmp_path, nginx.url, "--store", redis_url))
     assert httpx.get(gates[0].metrics_url + "/readyz").json()["checks"]["store"] == "ok"
 
 
 def test_two_workers_serve_and_metrics_add_up(gates: list[GateProcess], tmp_path: Path, nginx: Nginx) -> None:
-    gates.append(start_gate(tmp_path, nginx.url, "--workers", "2"))
+    gates.append(start_transparent_gate(tmp_path, nginx.url, "--workers", "2"))
     two = gates[0]
     with httpx.Client() as client:  # a fresh connection per request spreads them over both workers
         for _ in range(40):
             assert client.get(two.url + "/page.html", headers={"Connection": "close"}).status_code == 200
     metrics = httpx.get(two.metrics_url + "/metrics").text
-    assert sample(metrics, "gate_requests_total", action="allow", rule="libraries-and-headless-browsers") == 40
+    assert sample(metrics, "gate_requests_total", action="allow", rule="default") == 40
 
 
 def test_request_log_line_explains_the_decision(gate: GateProcess) -> None:
@@ -97,9 +98,9 @@ def test_request_log_line_explains_the_decision(gate: GateProcess) -> None:
     line = gate.access_lines("/uri/log-line")[-1]
     assert line["method"] == "GET"
     assert line["status"] == 200
-    assert line["action"] == "allow"  # the stand-in for challenge until the challenge page exists
-    assert line["decided"] == "challenge"
-    assert line["rule"] == "libraries-and-headless-browsers"
+    assert line["action"] == "allow"
+    assert line["decided"] == "allow"
+    assert line["rule"] == "default"
     assert line["agent"] == "python-requests"
     assert line["agent_class"] == "http-library"
     assert line["ip"] == "127.0.0.1"

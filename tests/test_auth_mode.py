@@ -26,7 +26,7 @@ def auth_gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateProcess]
     process.stop()
 
 
-def test_allowed_request_answers_2xx_with_the_decision(auth_gate: GateProcess) -> None:
+def test_the_decision_is_a_status_and_headers(auth_gate: GateProcess) -> None:
     response = httpx.get(
         auth_gate.url + "/.gate/auth",
         headers={
@@ -36,7 +36,7 @@ def test_allowed_request_answers_2xx_with_the_decision(auth_gate: GateProcess) -
             "User-Agent": "curl/8.5.0",
         },
     )
-    assert response.status_code == 200  # challenge, answered with its stand-in until the challenge page exists
+    assert response.status_code == 401  # curl is challenged by the shipped rules
     assert response.content == b""
     assert response.headers["x-gate-action"] == "challenge"
     assert response.headers["x-gate-rule"] == "libraries-and-headless-browsers"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as websocket_connect
 
-from tests.support.gate_process import GateProcess, start_gate
+from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import Nginx
 from tests.support.ports import free_port
 
@@ -103,7 +103,7 @@ def test_client_host_is_preserved_and_forwarded_headers_set(gate: GateProcess) -
 
 
 def test_host_can_be_rewritten_to_the_upstreams(own_gate: list[GateProcess], tmp_path: Path, nginx: Nginx) -> None:
-    own_gate.append(start_gate(tmp_path, nginx.url, "--preserve-host", "false"))
+    own_gate.append(start_transparent_gate(tmp_path, nginx.url, "--preserve-host", "false"))
     seen = echoed(httpx.get(own_gate[0].url + "/headers", headers={"Host": "blog.example"}))
     assert seen["host"] == f"127.0.0.1:{nginx.port}"
     assert seen["xhost"] == "blog.example"
@@ -125,7 +125,7 @@ def test_untrusted_peer_cannot_forge_its_address(gate: GateProcess) -> None:
 def test_trusted_proxy_forwarded_for_gives_the_client(
     own_gate: list[GateProcess], tmp_path: Path, nginx: Nginx
 ) -> None:
-    own_gate.append(start_gate(tmp_path, nginx.url, "--trusted-proxy", "127.0.0.0/8"))
+    own_gate.append(start_transparent_gate(tmp_path, nginx.url, "--trusted-proxy", "127.0.0.0/8"))
     trusted = own_gate[0]
     seen = echoed(
         httpx.get(
@@ -141,7 +141,7 @@ def test_trusted_proxy_forwarded_for_gives_the_client(
 
 
 def test_ipv6_client(own_gate: list[GateProcess], tmp_path: Path, nginx: Nginx) -> None:
-    own_gate.append(start_gate(tmp_path, nginx.url, host="::1"))
+    own_gate.append(start_transparent_gate(tmp_path, nginx.url, host="::1"))
     seen = echoed(httpx.get(own_gate[0].url + "/headers"))
     assert seen["real"] == "::1"
     assert own_gate[0].access_lines("/headers")[-1]["ip"] == "::1"
@@ -201,7 +201,7 @@ def test_websocket_echo_through_gate(gate: GateProcess) -> None:
 
 
 def test_refused_upstream_gives_502_at_once(own_gate: list[GateProcess], tmp_path: Path) -> None:
-    own_gate.append(start_gate(tmp_path, f"http://127.0.0.1:{free_port()}"))
+    own_gate.append(start_transparent_gate(tmp_path, f"http://127.0.0.1:{free_port()}"))
     started = time.monotonic()
     response = httpx.get(own_gate[0].url + "/page.html", timeout=10)
     assert response.status_code == 502
@@ -213,7 +213,7 @@ def test_refused_upstream_gives_502_at_once(own_gate: list[GateProcess], tmp_pat
 def test_slow_upstream_gives_504_after_the_configured_timeout(
     own_gate: list[GateProcess], tmp_path: Path, nginx: Nginx
 ) -> None:
-    own_gate.append(start_gate(tmp_path, nginx.url, "--upstream-timeout", "1"))
+    own_gate.append(start_transparent_gate(tmp_path, nginx.url, "--upstream-timeout", "1"))
     started = time.monotonic()
     response = httpx.get(own_gate[0].url + "/slow", timeout=10)
     waited = time.monotonic() - started
@@ -225,7 +225,7 @@ def test_slow_upstream_gives_504_after_the_configured_timeout(
 def test_upstream_stalling_mid_body_cuts_the_response_short(
     own_gate: list[GateProcess], tmp_path: Path, nginx: Nginx
 ) -> None:
-    own_gate.append(start_gate(tmp_path, nginx.url, "--upstream-timeout", "1"))
+    own_gate.append(start_transparent_gate(tmp_path, nginx.url, "--upstream-timeout", "1"))
     started = time.monotonic()
     with pytest.raises(httpx.RemoteProtocolError):  # a truncated body must never look complete
         httpx.get(own_gate[0].url + "/stall", timeout=10)
@@ -234,7 +234,7 @@ def test_upstream_stalling_mid_body_cuts_the_response_short(
 
 
 def test_sigterm_drains_in_flight_requests(own_gate: list[GateProcess], tmp_path: Path, nginx: Nginx) -> None:
-    own_gate.append(start_gate(tmp_path, nginx.url))
+    own_gate.append(start_transparent_gate(tmp_path, nginx.url))
     draining = own_gate[0]
     result: dict[str, httpx.Response] = {}
     request = threading.Thread(target=lambda: result.setdefault("slow", httpx.get(draining.url + "/slow", timeout=10)))

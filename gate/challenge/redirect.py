@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-MAX_TARGET = 2048
+MAX_TARGET = 1024  # signed into the challenge, which must stay under the signing limit
 FALLBACK = "/"
 
 

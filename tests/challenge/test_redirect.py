@@ -48,3 +48,15 @@ def test_anything_that_could_leave_the_site_becomes_the_home_page(target: str) -
 )
 def test_plain_paths_on_this_site_are_kept_byte_for_byte(target: str) -> None:
     assert safe_return_to(target) == target
+
+
+def test_a_long_target_still_fits_in_a_verifiable_challenge() -> None:
+    from gate.challenge.pow import Challenge, check
+    from gate.keys import KeyRing, SecretKey
+    from tests.challenge.test_pow import NOW, facts
+
+    keys = KeyRing((SecretKey(b"k" * 32),))
+    target = safe_return_to("/" + "a" * 1023)
+    assert target != "/"
+    token = Challenge.new("nojs", facts(), 0, "r" * 64, target, NOW).seal(keys)
+    assert check(keys, token, facts(), NOW).to == target

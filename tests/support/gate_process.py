@@ -13,6 +13,9 @@ from typing import Any
 
 from tests.support.ports import free_port, stop, wait_for_port
 
+# A policy that allows every request (still fingerprinted and logged): for tests about forwarding, not deciding.
+ALLOW_ALL = Path(__file__).resolve().parent.parent / "data" / "rules" / "allow-all.yaml"
+
 
 @dataclass
 class GateProcess:
@@ -97,3 +100,8 @@ def start_gate(
     wait_for_port(host, port, process, log)
     wait_for_port("127.0.0.1", metrics_port, process, log)
     return GateProcess(host=host, port=port, metrics_port=metrics_port, process=process, log=log)
+
+
+def start_transparent_gate(directory: Path, upstream: str, *arguments: str, host: str = "127.0.0.1") -> GateProcess:
+    """A gate whose rules allow everything."""
+    return start_gate(directory, upstream, "--rules", str(ALLOW_ALL), *arguments, host=host)
