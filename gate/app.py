@@ -72,6 +72,7 @@ class Gate:
             self.store,
             settings.own_prefix,
             self.proxies,
+            self.forwarder,
         )
         self.responders: dict[Action, Responder] = {
             Action.ALLOW: self.forward,

@@ -117,6 +117,10 @@ class Forwarder:
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
         self._session: aiohttp.ClientSession | None = None
 
+    def url(self, target: str) -> URL:
+        """The upstream URL for an origin-form target, kept byte for byte (already encoded)."""
+        return URL(self.base + target, encoded=True)
+
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -146,7 +150,7 @@ class Forwarder:
 
     async def ping(self) -> None:
         """Raise when the upstream cannot be reached (used by /readyz): any HTTP answer counts as reachable."""
-        async with self.session.request("HEAD", URL(self.base + "/", encoded=True), allow_redirects=False):
+        async with self.session.request("HEAD", self.url("/"), allow_redirects=False):
             pass
 
     async def http(self, scope: Scope, receive: Receive, send: Send, facts: Facts) -> Outcome:
@@ -175,7 +179,7 @@ class Forwarder:
         try:
             response = await self.session.request(
                 scope["method"],
-                URL(self.base + target, encoded=True),
+                self.url(target),
                 headers=forwarded_headers(scope["headers"], facts, self.host_override),
                 data=None if body_done else request_body(),
                 allow_redirects=False,
@@ -255,7 +259,7 @@ class Forwarder:
         started = time.perf_counter()
         try:
             upstream = await self.session.ws_connect(
-                URL(self.base + target, encoded=True),
+                self.url(target),
                 protocols=scope.get("subprotocols") or (),
                 headers=forwarded_headers(scope["headers"], facts, self.host_override, WEBSOCKET_HANDSHAKE),
                 autoping=True,

@@ -173,3 +173,12 @@ def test_static_assets_are_cached_for_long(pair: tuple[GateProcess, GateProcess]
     assert "immutable" in script.headers["cache-control"]
     assert script.headers["content-type"].startswith("text/javascript")
     assert missing.status_code == 404
+
+
+def test_the_challenge_page_carries_the_pages_preview_tags(pair: tuple[GateProcess, GateProcess]) -> None:
+    with client(pair[0]) as browser:
+        page = browser.get("/article.html").text
+    assert '<meta property="og:title" content="Why small sites &amp; their writers matter">' in page
+    assert '<meta name="twitter:card" content="summary_large_image">' in page
+    assert "not a preview tag" not in page
+    assert "in the body" not in page

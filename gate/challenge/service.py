@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import parse_qs, quote
@@ -31,12 +31,14 @@ from gate.challenge.pages import (
     render_message_page,
 )
 from gate.challenge.pow import LIFETIME_SECONDS, Challenge, ChallengeError, check
+from gate.challenge.preview import PreviewCache
 from gate.challenge.redirect import safe_return_to
 from gate.challenge.tokens import PassToken, cookie_value, set_cookie
 from gate.facts import Facts
 from gate.keys import KeyRing
 from gate.net import TrustedProxies
 from gate.policy.model import Decision
+from gate.proxy import Forwarder
 from gate.responses import Outcome
 from gate.store import Store, StoreError
 
@@ -70,12 +72,19 @@ class ChallengeSettings:
 
 class ChallengeService:
     def __init__(
-        self, settings: ChallengeSettings, keys: KeyRing, store: Store, own_prefix: str, proxies: TrustedProxies
+        self,
+        settings: ChallengeSettings,
+        keys: KeyRing,
+        store: Store,
+        own_prefix: str,
+        proxies: TrustedProxies,
+        forwarder: Forwarder,
     ) -> None:
         self.settings = settings
         self.keys = keys
         self.store = store
         self.proxies = proxies
+        self.previews = PreviewCache(forwarder, store)
         self.verify_url = own_prefix + "challenge/verify"
         self.nojs_url = own_prefix + "challenge/nojs"
         self.static = {
@@ -118,16 +127,26 @@ class ChallengeService:
         return False, min(burns * BURN_STEP, MAX_DIFFICULTY)
 
     async def serve(self, send: Send, facts: Facts, decision: Decision, extra_bits: int, target: str) -> Outcome:
-        """The challenge page (or, for a client whose cookies never come back, a page saying so)."""
+        """The challenge page, carrying the target page's preview tags."""
         locale = pick_locale(facts.headers.get("accept-language"))
         base = decision.difficulty if decision.difficulty is not None else DEFAULT_DIFFICULTY
         difficulty = min(base + extra_bits, MAX_DIFFICULTY)
-        body = self.render(facts, locale, difficulty, decision.rule, safe_return_to(target))
+        target = safe_return_to(target)
+        og_tags = await self.previews.tags(facts.host, target) if facts.method == "GET" else []
+        body = self.render(facts, locale, difficulty, decision.rule, target, og_tags)
         metrics.challenges_issued_total.labels(decision.rule).inc()
         metrics.challenge_difficulty.observe(difficulty)
         return await self._send(send, decision.status or 200, body, self.page_headers)
 
-    def render(self, facts: Facts, locale: Strings, difficulty: int, rule: str, target: str) -> bytes:
+    def render(
+        self,
+        facts: Facts,
+        locale: Strings,
+        difficulty: int,
+        rule: str,
+        target: str,
+        og_tags: Sequence[tuple[str, str]] = (),
+    ) -> bytes:
         now = time.time()
         work = Challenge.new("js", facts, difficulty, rule, target, now).seal(self.keys)
         wait = Challenge.new("nojs", facts, NOJS_DELAY, rule, target, now).seal(self.keys)
@@ -141,6 +160,7 @@ class ChallengeService:
             locale=locale,
             contact=self.settings.contact,
             site_name=facts.host,
+            og_tags=og_tags,
         )
         return render_challenge_page(view)
 
