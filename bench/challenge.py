@@ -113,16 +113,33 @@ def verifications_per_second(seconds: float = 2.0) -> float:
     return count / (time.perf_counter() - started)
 
 
+def screenshots(url: str, folder: Path) -> None:
+    """The page mid-solve, light and dark, for the README (a 26-bit challenge keeps it on screen)."""
+    with launched_chromium() as browser:
+        for scheme in ("light", "dark"):
+            context = browser.new_context(color_scheme=scheme, viewport={"width": 720, "height": 660})
+            page = context.new_page()
+            page.goto(f"{url}/start.html?d=26")
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(folder / f"challenge-{scheme}.png"))
+            context.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10, help="solves per difficulty (default 10)")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR", help="only save the page's screenshots into DIR")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gate-bench-challenge-") as scratch:
         directory = Path(scratch)
-        (directory / "rules.yaml").write_text(rules(DIFFICULTIES))
+        (directory / "rules.yaml").write_text(rules((*DIFFICULTIES, 26)))
         nginx = start_nginx(directory / "nginx", SITE)
-        gate = start_gate(directory / "gate", nginx.url, "--rules", str(directory / "rules.yaml"))
+        gate = start_gate(directory / "gate", nginx.url, "--rules", str(directory / "rules.yaml"),
+                          "--contact", "webmaster@blog.example")  # fmt: skip
         try:
+            if options.screenshots:
+                screenshots(gate.url, options.screenshots)
+                return
             times = solve_times(gate.url, DIFFICULTIES, options.runs)
         finally:
             gate.stop()

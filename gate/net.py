@@ -48,6 +48,13 @@ def parse_network(text: str) -> IPNetwork:
         raise ValueError(f"{text.strip()!r} is not an IP network (expected CIDR like 10.0.0.0/8)") from error
 
 
+def hostname(host: str) -> str:
+    """A Host header without its port, lower-cased ("[2001:db8::1]:8080" -> "[2001:db8::1]")."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1].lower()
+    return host.rsplit(":", 1)[0].lower()
+
+
 @lru_cache(maxsize=16384)
 def client_prefix(address: IPAddress) -> str:
     """The network a client is bound to: its /24 for IPv4, its /64 for IPv6 (integer masking: this runs for

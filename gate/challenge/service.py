@@ -36,7 +36,7 @@ from gate.challenge.redirect import safe_return_to
 from gate.challenge.tokens import PassToken, cookie_value, set_cookie
 from gate.facts import Facts
 from gate.keys import KeyRing
-from gate.net import TrustedProxies
+from gate.net import TrustedProxies, hostname
 from gate.policy.model import Decision
 from gate.proxy import Forwarder
 from gate.responses import Outcome
@@ -159,7 +159,7 @@ class ChallengeService:
             static_urls=self.static_urls,
             locale=locale,
             contact=self.settings.contact,
-            site_name=facts.host,
+            site_name=hostname(facts.host),
             og_tags=og_tags,
         )
         return render_challenge_page(view)

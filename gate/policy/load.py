@@ -21,7 +21,7 @@ from gate.facts import Facts
 from gate.fingerprint import Fingerprinter, JA4Settings, Signals
 from gate.fingerprint.agents import AGENT_CLASSES, AgentCatalog, load_agents
 from gate.fingerprint.headers import SIGNAL_WEIGHTS
-from gate.net import IPNetwork, NetworkIndex, parse_network
+from gate.net import IPNetwork, NetworkIndex, hostname, parse_network
 from gate.policy import shipped_rules
 from gate.policy.engine import Policy
 from gate.policy.model import Action, Condition, Effect, Limit, Rule, Threshold
@@ -492,7 +492,7 @@ class _Compiler:
             host_pattern = re.compile("|".join(glob_to_regex(value.lower(), separator=".") for value in values))
             return Condition(
                 f"host matches {shown}",
-                lambda facts, _: host_pattern.fullmatch(_hostname(facts.host)) is not None,
+                lambda facts, _: host_pattern.fullmatch(hostname(facts.host)) is not None,
             )
         if key in ("user_agent", "path_regex"):
             pattern = self.regex(values, section, key)
@@ -590,12 +590,6 @@ def _query_lookup(facts: Facts, name: str) -> str | None:
         if key == name:
             return value
     return None
-
-
-def _hostname(host: str) -> str:
-    if host.startswith("["):
-        return host[: host.find("]") + 1].lower()
-    return host.rsplit(":", 1)[0].lower()
 
 
 def glob_to_regex(pattern: str, separator: str = "/") -> str:
