@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from tests.support.gate_process import GateProcess
-
-
-def exchange(gate: GateProcess, request: bytes) -> bytes:
-    with socket.create_connection((gate.host, gate.port), timeout=10) as connection:
-        connection.sendall(request)
-        chunks = []
-        while chunk := connection.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def status_of(response: bytes) -> int:
@@ -51,10 +40,10 @@ def status_of(response: bytes) -> int:
     ],
 )
 def test_never_a_server_error(gate: GateProcess, request_bytes: bytes) -> None:
-    status = status_of(exchange(gate, request_bytes))
+    status = status_of(gate.exchange(request_bytes))
     assert status < 500, status
     assert gate.process.poll() is None
 
 
 def test_a_malformed_request_line_is_a_400(gate: GateProcess) -> None:
-    assert status_of(exchange(gate, b"GET \x00 nonsense\r\n\r\n")) == 400
+    assert status_of(gate.exchange(b"GET \x00 nonsense\r\n\r\n")) == 400

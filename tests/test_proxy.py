@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,16 +18,6 @@ from tests.support.nginx import Nginx
 from tests.support.ports import free_port
 
 MIB = 1 << 20
-
-
-def raw_request(gate: GateProcess, request: bytes) -> bytes:
-    """Send bytes exactly as given (no client library normalising them) and read the whole response."""
-    with socket.create_connection((gate.host, gate.port), timeout=10) as connection:
-        connection.sendall(request)
-        chunks = []
-        while chunk := connection.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def echoed(response: httpx.Response) -> dict[str, str]:
@@ -63,7 +52,7 @@ def test_serves_the_page_byte_for_byte(gate: GateProcess, site_root: Path) -> No
     ],
 )
 def test_path_and_query_reach_the_upstream_byte_exact(gate: GateProcess, target: bytes) -> None:
-    response = raw_request(gate, b"GET " + target + b" HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+    response = gate.exchange(b"GET " + target + b" HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert body == target
@@ -86,9 +75,7 @@ def test_hop_by_hop_headers_are_not_forwarded(gate: GateProcess) -> None:
 
 def test_forwarding_client_adds_no_headers_of_its_own(gate: GateProcess) -> None:
     request = b"GET /headers HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n"
-    seen = dict(
-        line.split("=", 1) for line in raw_request(gate, request).partition(b"\r\n\r\n")[2].decode().splitlines()
-    )
+    seen = dict(line.split("=", 1) for line in gate.exchange(request).partition(b"\r\n\r\n")[2].decode().splitlines())
     assert seen["ua"] == ""
     assert seen["accept"] == ""
 

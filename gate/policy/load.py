@@ -170,10 +170,7 @@ def _read_file(
 
 def _read_networks(document: Section, path: Path, collected: _Collected) -> None:
     """`networks:` maps a name to a file or glob of CIDR files, a list of CIDRs, or {files: [...], cidrs: [...]}."""
-    networks = document.raw("networks")
-    if networks is None:
-        return
-    section = Section.of(networks, document.file, document.line_of("networks"), document.problems, "networks")
+    section = document.child("networks")
     if section is None:
         return
     for name in list(section.data):
@@ -230,20 +227,14 @@ def _read_network_file(path: Path, problems: list[Problem]) -> list[tuple[str, s
 
 
 def _read_fingerprints(document: Section, collected: _Collected) -> None:
-    value = document.raw("fingerprints")
-    if value is None:
-        return
-    section = Section.of(value, document.file, document.line_of("fingerprints"), document.problems, "fingerprints")
+    section = document.child("fingerprints")
     if section is None:
         return
     header = section.get("ja4_header", str, "")
     if header:
         collected.ja4_header = collected.ja4_header or header.lower()
-    lists = section.raw("ja4")
+    ja4 = section.child("ja4", "fingerprints.ja4")
     section.finish()
-    if lists is None:
-        return
-    ja4 = Section.of(lists, section.file, section.line_of("ja4"), section.problems, "fingerprints.ja4")
     if ja4 is None:
         return
     collected.ja4_source = collected.ja4_source or (section.file, section.line_of("ja4"))
@@ -266,10 +257,7 @@ def _check_ja4(collected: _Collected, problems: list[Problem]) -> None:
 
 
 def _read_weights(document: Section, collected: _Collected) -> None:
-    value = document.raw("signal_weights")
-    if value is None:
-        return
-    section = Section.of(value, document.file, document.line_of("signal_weights"), document.problems, "signal_weights")
+    section = document.child("signal_weights")
     if section is None:
         return
     for name in list(section.data):
@@ -288,10 +276,7 @@ def parse_rate(value: Any) -> tuple[int, float]:
 
 
 def _read_limits(document: Section, collected: _Collected) -> None:
-    value = document.raw("limits")
-    if value is None:
-        return
-    limits = Section.of(value, document.file, document.line_of("limits"), document.problems, "limits")
+    limits = document.child("limits")
     if limits is None:
         return
     for name in list(limits.data):

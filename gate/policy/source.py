@@ -143,6 +143,13 @@ class Section:
             return default
         return value
 
+    def child(self, key: str, what: str | None = None) -> Section | None:
+        """The mapping under `key`; None when it is absent or empty, and a problem when it is not a mapping."""
+        value = self.raw(key)
+        if value is None:
+            return None
+        return Section.of(value, self.file, self.line_of(key), self.problems, what or key)
+
     def strings(self, key: str) -> list[str]:
         """A string or a list of strings, as a list."""
         self._taken.add(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -56,6 +57,15 @@ class GateProcess:
             if lines or time.monotonic() > deadline:
                 return lines
             time.sleep(0.05)
+
+    def exchange(self, request: bytes) -> bytes:
+        """Send bytes exactly as given (no client library normalising them) and read the whole response."""
+        with socket.create_connection((self.host, self.port), timeout=10) as connection:
+            connection.sendall(request)
+            chunks = []
+            while chunk := connection.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     def peak_rss_kib(self) -> int:
         return _status_kib(self.process.pid, "VmHWM")
