@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.support.gate_process import GateProcess, start_gate
+from gate.keys import write_key_file
+from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import nginx_binary, start_nginx
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -193,7 +194,14 @@ def run_benchmark(options: Options) -> tuple[list[Summary], list[Measurement], d
             targets = [Target(NGINX_DIRECT, nginx.url)]
             for workers in GATE_WORKERS:
                 name = f"gate, {workers} worker{'s' if workers > 1 else ''}"
-                gate = start_gate(directory / f"gate-{workers}", nginx.url, "--workers", str(workers))
+                # Rules that allow everything: every request is still fingerprinted, decided and logged, but the
+                # figure is about forwarding (with the shipped rules wrk's User-Agent would get the challenge page).
+                key = directory / "secret.key"
+                if not key.exists():
+                    write_key_file(key)
+                gate = start_transparent_gate(
+                    directory / f"gate-{workers}", nginx.url, "--workers", str(workers), "--secret-file", str(key)
+                )
                 running.callback(gate.stop)
                 gates[name] = gate
                 targets.append(Target(name, gate.url))
