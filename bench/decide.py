@@ -77,7 +77,7 @@ def percentiles(samples: list[int]) -> dict[str, float]:
 
 
 def clear_caches(policy: Policy) -> None:
-    policy.fingerprinter.catalog.classify.cache_clear()
+    policy.fingerprinter.catalog.cache.cache_clear()
     policy.fingerprinter.networks.lookup.cache_clear()
     parse_ip.cache_clear()
     client_prefix.cache_clear()

@@ -27,6 +27,7 @@ from typing import Any
 from gate.keys import write_key_file
 from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import nginx_binary, start_nginx
+from tests.support.redis_server import redis_server
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SITE = REPOSITORY / "tests" / "data" / "site"
@@ -192,15 +193,23 @@ def run_benchmark(options: Options) -> tuple[list[Summary], list[Measurement], d
             nginx = start_nginx(directory / "nginx", SITE, workers=NGINX_WORKERS)
             running.callback(nginx.stop)
             targets = [Target(NGINX_DIRECT, nginx.url)]
+            # Production-like: a real key and a Redis store (several workers need a shared store).
+            key = directory / "secret.key"
+            write_key_file(key)
+            store = running.enter_context(redis_server(directory))
             for workers in GATE_WORKERS:
                 name = f"gate, {workers} worker{'s' if workers > 1 else ''}"
                 # Rules that allow everything: every request is still fingerprinted, decided and logged, but the
                 # figure is about forwarding (with the shipped rules wrk's User-Agent would get the challenge page).
-                key = directory / "secret.key"
-                if not key.exists():
-                    write_key_file(key)
                 gate = start_transparent_gate(
-                    directory / f"gate-{workers}", nginx.url, "--workers", str(workers), "--secret-file", str(key)
+                    directory / f"gate-{workers}",
+                    nginx.url,
+                    "--workers",
+                    str(workers),
+                    "--secret-file",
+                    str(key),
+                    "--store",
+                    store,
                 )
                 running.callback(gate.stop)
                 gates[name] = gate

@@ -17,7 +17,7 @@ from gate import metrics
 from gate.asgi import Receive, Scope, Send
 from gate.challenge.service import ChallengeService, ChallengeSettings
 from gate.config import Settings
-from gate.facts import Facts
+from gate.facts import Facts, has_dot_segments
 from gate.fingerprint import Signals
 from gate.keys import KeyRing, load_keyring
 from gate.logs import AccessLog
@@ -34,7 +34,7 @@ log = logging.getLogger("gate")
 
 Responder = Callable[[Scope, Receive, Send, Facts, Decision], Awaitable[Outcome]]
 
-# In auth mode the front proxy turns these statuses into the real response (see docs/deploy-nginx-auth.md).
+# In auth mode the front proxy turns these statuses into the real response (README, "nginx auth_request mode").
 AUTH_STATUS = {
     Action.ALLOW: 200,
     Action.CHALLENGE: 401,
@@ -46,6 +46,7 @@ AUTH_STATUS = {
 
 # Actions whose responses arrive with later capabilities (challenge page, throttling, terms documents) are answered,
 # until then, with the nearest action gate has: people are never locked out, AI crawlers are kept out.
+DOT_SEGMENTS = Decision(Action.DENY, "dot-segments", ("the path has . or .. segments",))
 STAND_INS = {Action.THROTTLE: Action.ALLOW, Action.TERMS: Action.DENY}
 
 
@@ -58,6 +59,7 @@ class Gate:
             settings.upstream, settings.preserve_host, settings.connect_timeout, settings.upstream_timeout
         )
         self.auth_path = settings.own_prefix + "auth"
+        self.challenge_path = settings.own_prefix + "challenge"
         self.access_log = AccessLog(enabled=settings.log_level in ("debug", "info"))
         self.keys = load_keyring(settings.secret_file) if settings.secret_file else KeyRing.temporary()
         self.store = open_store(settings.store)
@@ -139,6 +141,12 @@ class Gate:
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        if has_dot_segments(scope["path"]):
+            await send_page(send, 400, "Bad request", "This address has . or .. segments; please use a plain one.")
+            return
+        if scope["path"] == self.challenge_path:
+            await self.challenge_for_front_proxy(scope, send, started)
+            return
         if scope["path"].startswith(self.settings.own_prefix) and scope["path"] != self.auth_path:
             await self.challenges.handle(scope, receive, send)
             return
@@ -152,9 +160,12 @@ class Gate:
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        if has_dot_segments(scope["path"]):
+            await send({"type": "websocket.close", "code": 1008})
+            return
         facts = Facts.from_scope(scope, self.proxies)
         signals, decision, action = self.decide(facts)
-        if action is Action.CHALLENGE and (await self.challenges.admits(facts))[0]:
+        if action is Action.CHALLENGE and await self.challenges.admits(facts, decision):
             action = Action.ALLOW
         if action is Action.ALLOW and self.settings.mode == "proxy":
             outcome = await self.forwarder.websocket(scope, receive, send, facts)
@@ -170,7 +181,9 @@ class Gate:
             return
         facts = auth_request_facts(scope, facts, self.proxies)
         signals, decision, action = self.decide(facts)
-        if action is Action.CHALLENGE and (await self.challenges.admits(facts))[0]:
+        if has_dot_segments(facts.path):  # a front proxy passes 403 on; it would turn a 400 into a 500
+            decision, action = DOT_SEGMENTS, Action.DENY
+        if action is Action.CHALLENGE and await self.challenges.admits(facts, decision):
             action = Action.ALLOW
         status = AUTH_STATUS[action]
         await send(
@@ -191,13 +204,23 @@ class Gate:
     async def forward(self, scope: Scope, receive: Receive, send: Send, facts: Facts, _: Decision) -> Outcome:
         return await self.forwarder.http(scope, receive, send, facts)
 
+    async def challenge_for_front_proxy(self, scope: Scope, send: Send, started: float) -> None:
+        """The challenge page for the request a front proxy describes (nginx `error_page 401` in auth mode): the
+        original URI comes from X-Original-URI / X-Forwarded-Uri, as for the decision endpoint."""
+        facts = auth_request_facts(scope, Facts.from_scope(scope, self.proxies), self.proxies)
+        signals, decision, _ = self.decide(facts)
+        if decision.action is not Action.CHALLENGE:
+            decision = Decision(Action.CHALLENGE, decision.rule, decision.reasons, decision.score)
+        target = facts.headers.get("x-original-uri") or facts.headers.get("x-forwarded-uri") or "/"
+        outcome = await self.challenges.serve(send, facts, decision, target)  # serve() keeps it same-site
+        self.record(facts, signals, decision, Action.CHALLENGE, outcome, started)
+
     async def challenge(self, scope: Scope, receive: Receive, send: Send, facts: Facts, decision: Decision) -> Outcome:
         """A valid pass token with budget left lets the request through; otherwise the challenge page."""
-        admitted, extra_bits = await self.challenges.admits(facts)
-        if admitted:
+        if await self.challenges.admits(facts, decision):
             outcome = await self.forward(scope, receive, send, facts, decision)
             return Outcome(outcome.status, outcome.upstream_seconds, outcome.error, passed=True)
-        return await self.challenges.serve(send, facts, decision, extra_bits, request_target(scope) or "/")
+        return await self.challenges.serve(send, facts, decision, request_target(scope) or "/")
 
     async def deny(self, scope: Scope, receive: Receive, send: Send, facts: Facts, decision: Decision) -> Outcome:
         status = decision.status or 403

@@ -401,6 +401,11 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
                 values[option.dest] = option.parse(raw)
         except ValueError as error:
             problems.append(f"{source}: {error}")
+    if values.get("workers", 1) > 1 and urlsplit(values.get("store", "memory://")).scheme == "memory":
+        problems.append(
+            "--workers: each worker process would keep its own memory:// store, so a solved challenge could be spent"
+            " once per worker and budgets counted apart: use --store redis://… with several workers"
+        )
     if "upstream" not in values and not any(p.startswith(("--upstream", "GATE_UPSTREAM")) for p in problems):
         problems.append("--upstream: required (or set GATE_UPSTREAM), e.g. --upstream http://127.0.0.1:8081")
     if problems:

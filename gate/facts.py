@@ -76,3 +76,9 @@ class Facts:
 def first_value(header: str | None) -> str:
     """The first element of a comma-separated header a proxy may have appended to."""
     return header.split(",", 1)[0].strip() if header else ""
+
+
+def has_dot_segments(path: str) -> bool:
+    """A decoded path with "." or ".." segments. The upstream resolves them after gate has matched the path, so
+    "/feed/../essays/" would pass as a feed: such requests are refused (browsers never send them)."""
+    return "." in path and any(segment in (".", "..") for segment in path.replace("\\", "/").split("/"))

@@ -40,6 +40,10 @@ HOP_BY_HOP = frozenset(
 )
 # Request headers gate writes itself (or that the server in front of it already acted on).
 SET_BY_GATE = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip", b"expect"})
+# Other ways clients name their address: believed only when gate's own peer is a trusted proxy.
+CLIENT_ADDRESS_HEADERS = frozenset(
+    {b"forwarded", b"true-client-ip", b"x-client-ip", b"cf-connecting-ip", b"fastly-client-ip", b"x-cluster-client-ip"}
+)
 # Handshake headers the forwarding client generates for its own WebSocket connection to the upstream.
 WEBSOCKET_HANDSHAKE = frozenset(
     {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol"}
@@ -62,6 +66,8 @@ def forwarded_headers(
 ) -> list[tuple[str, str]]:
     """The client's headers minus hop-by-hop ones, plus X-Forwarded-*; Host replaced when `host` is given."""
     dropped = HOP_BY_HOP | SET_BY_GATE | skip | connection_tokens(scope_headers)
+    if not facts.peer_trusted:
+        dropped |= CLIENT_ADDRESS_HEADERS
     if host is not None:
         dropped |= {b"host"}
     headers = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -17,6 +18,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -25,6 +27,7 @@ from uvicorn.supervisors import Multiprocess
 
 from gate.app import build_app
 from gate.config import HostPort, Settings
+from gate.keys import write_key_file
 
 log = logging.getLogger("gate")
 
@@ -102,6 +105,15 @@ async def serve_single(settings: Settings) -> None:
 def serve_workers(settings: Settings) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="gate-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by every spawned worker's prometheus-client
+    if settings.secret_file is None:
+        # Workers must sign with one key, or a challenge issued by one is refused by the next.
+        log.warning(
+            "no --secret-file: the workers share a temporary key; pass tokens end at restart and other instances"
+            " will not accept them (write a key with `gate keygen PATH`)"
+        )
+        key_file = Path(metrics_dir) / "temporary.key"
+        write_key_file(key_file)
+        settings = dataclasses.replace(settings, secret_file=key_file)
     admin = admin_server(settings)
     admin_thread = threading.Thread(target=admin.run, name="gate-metrics", daemon=True) if admin else None
     try:

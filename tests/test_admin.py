@@ -83,8 +83,10 @@ def test_ready_with_redis_store(gates: list[GateProcess], tmp_path: Path, nginx:
     assert httpx.get(gates[0].metrics_url + "/readyz").json()["checks"]["store"] == "ok"
 
 
-def test_two_workers_serve_and_metrics_add_up(gates: list[GateProcess], tmp_path: Path, nginx: Nginx) -> None:
-    gates.append(start_transparent_gate(tmp_path, nginx.url, "--workers", "2"))
+def test_two_workers_serve_and_metrics_add_up(
+    gates: list[GateProcess], tmp_path: Path, nginx: Nginx, redis_url: str
+) -> None:
+    gates.append(start_transparent_gate(tmp_path, nginx.url, "--workers", "2", "--store", redis_url))
     two = gates[0]
     with httpx.Client() as client:  # a fresh connection per request spreads them over both workers
         for _ in range(40):

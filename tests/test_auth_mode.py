@@ -63,3 +63,19 @@ def test_traefik_and_caddy_headers_describe_the_original_request(auth_gate: Gate
 
 def test_other_paths_are_not_proxied_in_auth_mode(auth_gate: GateProcess) -> None:
     assert httpx.get(auth_gate.url + "/essays/one.html").status_code == 404
+
+
+def test_the_challenge_page_is_served_for_the_front_proxys_error_page(auth_gate: GateProcess) -> None:
+    # nginx: error_page 401 = /.gate/challenge; with proxy_set_header X-Original-URI $request_uri
+    response = httpx.get(
+        auth_gate.url + "/.gate/challenge",
+        headers={"X-Original-URI": "/essays/one.html?page=2", "X-Real-IP": "203.0.113.5", "User-Agent": "curl/8.5.0"},
+    )
+    assert response.status_code == 200
+    assert "gate-challenge" in response.text
+    assert '"difficulty": 20' in response.text or '"difficulty":20' in response.text
+
+
+def test_a_dot_segment_path_is_denied_in_auth_mode(auth_gate: GateProcess) -> None:
+    response = httpx.get(auth_gate.url + "/.gate/auth", headers={"X-Original-URI": "/feed/../essays/one.html"})
+    assert response.status_code == 403

@@ -47,3 +47,11 @@ def test_never_a_server_error(gate: GateProcess, request_bytes: bytes) -> None:
 
 def test_a_malformed_request_line_is_a_400(gate: GateProcess) -> None:
     assert status_of(gate.exchange(b"GET \x00 nonsense\r\n\r\n")) == 400
+
+
+@pytest.mark.parametrize(
+    "path", [b"/feed/../essays/x", b"/.well-known/%2e%2e/essays/x", b"/.well-known/%2E%2E/x", b"/a/./b", b"/a/.%2e/b"]
+)
+def test_dot_segments_are_refused_before_any_rule_sees_them(gate: GateProcess, path: bytes) -> None:
+    # The upstream would resolve them after gate matched the path: /feed/../essays/ is no feed.
+    assert status_of(gate.exchange(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 400

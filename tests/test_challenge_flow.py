@@ -19,7 +19,7 @@ RULES = """
 agents: [shipped:agents/*.yaml]
 rules:
   - {name: site-files, match: {path: [/robots.txt, /.gate/**]}, action: allow}
-  - {name: hard, match: {path: /hard/**}, action: challenge, difficulty: 10, status: 429}
+  - {name: hard, match: {path: /hard/**}, action: challenge, difficulty: 20, status: 429}
 default: {action: challenge, difficulty: 8}
 """
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -71,7 +71,7 @@ def test_a_rule_can_set_the_status_and_difficulty(pair: tuple[GateProcess, GateP
     with client(pair[0]) as browser:
         page = browser.get("/hard/x")
     assert page.status_code == 429
-    assert read_challenge(page.text).difficulty == 10
+    assert read_challenge(page.text).difficulty >= 20
 
 
 def test_a_solution_buys_a_cookie_and_a_redirect_back(pair: tuple[GateProcess, GateProcess], site_root: Path) -> None:
@@ -125,6 +125,8 @@ def test_a_used_up_budget_means_a_harder_challenge(pair: tuple[GateProcess, Gate
     assert statuses == [200] * 5
     assert "gate-challenge" in after.text
     assert read_challenge(after.text).difficulty > 8
+    with client(pair[1]) as newcomer:  # the same network without the cookie pays the penalty too
+        assert read_challenge(newcomer.get("/page.html").text).difficulty > 8
 
 
 def test_wrong_work_is_refused(pair: tuple[GateProcess, GateProcess]) -> None:
@@ -182,3 +184,22 @@ def test_the_challenge_page_carries_the_pages_preview_tags(pair: tuple[GateProce
     assert '<meta name="twitter:card" content="summary_large_image">' in page
     assert "not a preview tag" not in page
     assert "in the body" not in page
+
+
+def test_a_pass_earned_at_a_low_difficulty_does_not_open_a_harder_rule(pair: tuple[GateProcess, GateProcess]) -> None:
+    agent = UA + " level-test"
+    with httpx.Client(base_url=pair[0].url, headers={"User-Agent": agent}) as browser:
+        submit(browser, read_challenge(browser.get("/page.html").text))
+        assert browser.get("/page.html").status_code == 200
+        harder = browser.get("/hard/x")
+    assert harder.status_code == 429
+    assert "gate-challenge" in harder.text
+
+
+def test_an_oversized_or_overfull_answer_is_refused_cleanly(pair: tuple[GateProcess, GateProcess]) -> None:
+    with client(pair[0]) as browser:
+        huge = browser.post("/.gate/challenge/verify", content=b"a" * 100_000,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        overfull = browser.post("/.gate/challenge/verify", content="&".join(f"f{n}=1" for n in range(50)).encode())
+    assert huge.status_code == 413
+    assert overfull.status_code == 400

@@ -40,6 +40,7 @@ def gate_serve(*arguments: str, env: dict[str, str] | None = None) -> subprocess
         ([], {}, "--upstream: required"),
         (["--upstream", "http://127.0.0.1:1", "--rules", "/nonexistent/rules"], {}, "--rules: /nonexistent/rules: no"),
         (["--upstream", "http://127.0.0.1:1", "--no-such-flag"], {}, "unrecognized arguments: --no-such-flag"),
+        (["--upstream", "http://127.0.0.1:1", "--workers", "2"], {}, "--workers: each worker process would keep"),
     ],
 )
 def test_invalid_value_is_one_line_and_exit_2(arguments: list[str], env: dict[str, str], expected: str) -> None:

@@ -22,6 +22,8 @@ from gate.policy import shipped_rules
 
 UPSTREAM = "http://127.0.0.1:8081"
 
+SHARED = "redis://127.0.0.1:6379/0"  # several workers need a shared store
+
 
 def settings(environ: dict[str, str] | None = None, **flags: Any) -> Settings:
     flags.setdefault("upstream", UPSTREAM)
@@ -53,15 +55,15 @@ def test_defaults() -> None:
 
 
 def test_environment_beats_default() -> None:
-    assert settings({"GATE_WORKERS": "4"}).workers == 4
+    assert settings({"GATE_WORKERS": "4", "GATE_STORE": SHARED}).workers == 4
 
 
 def test_flag_beats_environment() -> None:
-    assert settings({"GATE_WORKERS": "4"}, workers="8").workers == 8
+    assert settings({"GATE_WORKERS": "4", "GATE_STORE": SHARED}, workers="8").workers == 8
 
 
 def test_absent_flag_falls_back_to_environment() -> None:
-    assert settings({"GATE_WORKERS": "4"}, workers=None).workers == 4
+    assert settings({"GATE_WORKERS": "4", "GATE_STORE": SHARED}, workers=None).workers == 4
 
 
 def test_upstream_from_environment() -> None:
@@ -75,7 +77,7 @@ def test_upstream_flag_beats_environment() -> None:
 
 
 def test_valid_flag_hides_an_invalid_environment_value() -> None:
-    assert settings({"GATE_WORKERS": "many"}, workers="2").workers == 2
+    assert settings({"GATE_WORKERS": "many", "GATE_STORE": SHARED}, workers="2").workers == 2
 
 
 # --- trusted proxies ---------------------------------------------------------------------------------------------
@@ -345,3 +347,9 @@ def test_secret_file_without_keys_is_reported(tmp_path: Path) -> None:
     found = problems(upstream=UPSTREAM, secret_file=str(key_file))
     assert len(found) == 1
     assert "no key in the file" in found[0]
+
+
+def test_several_workers_need_a_shared_store() -> None:
+    with pytest.raises(ConfigError) as error:
+        settings({"GATE_WORKERS": "2"})
+    assert any("--store redis://" in problem for problem in error.value.problems)

@@ -100,12 +100,19 @@ def test_untrusted_peer_cannot_forge_its_address(gate: GateProcess) -> None:
     seen = echoed(
         httpx.get(
             gate.url + "/headers/untrusted",
-            headers={"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9", "X-Forwarded-Proto": "https"},
+            headers={
+                "X-Forwarded-For": "203.0.113.9",
+                "X-Real-IP": "203.0.113.9",
+                "X-Forwarded-Proto": "https",
+                "Forwarded": "for=203.0.113.9",
+                "True-Client-IP": "203.0.113.9",
+            },
         )
     )
     assert seen["real"] == "127.0.0.1"
     assert seen["xff"] == "127.0.0.1"  # the forged chain is dropped, not passed on
     assert seen["proto"] == "http"
+    assert seen["forwarded"] == "" and seen["trueclient"] == ""  # other address headers are dropped too
     assert gate.access_lines("/headers/untrusted")[-1]["ip"] == "127.0.0.1"
 
 

@@ -21,6 +21,7 @@ from gate.keys import KeyRing
 VERSION = "c1"
 LIFETIME_SECONDS = 600  # a challenge must be solved within ten minutes
 MAX_NONCE_DIGITS = 20
+NOJS_BASE_SECONDS = 5
 CHEAP_TAIL = 64 - 9 - 12  # room left in the last block for SHA-256's padding and a 12-digit nonce
 
 Kind = Literal["js", "nojs"]
@@ -44,7 +45,7 @@ class Challenge:
     id: str
     kind: Kind
     issued: int  # Unix seconds
-    difficulty: int  # leading zero bits for "js", seconds to wait for "nojs"
+    difficulty: int  # leading zero bits; a "nojs" challenge proves them by waiting nojs_wait(difficulty) instead
     rule: str
     prefix: str
     ua: str  # user_agent_hash of the client's User-Agent
@@ -115,6 +116,11 @@ def check(keys: KeyRing, token: str, facts: Facts, now: float, nonce: str | None
     if challenge.kind == "js":
         if nonce is None or not work_done(token, nonce, challenge.difficulty):
             raise ChallengeError("insufficient-work")
-    elif now < challenge.issued + challenge.difficulty:
+    elif now < challenge.issued + nojs_wait(challenge.difficulty):
         raise ChallengeError("too-early")
     return challenge
+
+
+def nojs_wait(bits: int) -> int:
+    """Seconds a browser without JavaScript waits in place of `bits` of work: 5, plus 2 for each bit over 16."""
+    return NOJS_BASE_SECONDS + 2 * max(0, bits - 16)

@@ -2,25 +2,28 @@
 a chat app or the fediverse still previews while the page itself stays behind the challenge.
 
 The tags are fetched from the upstream once per page, without the client's cookies or credentials (a preview must
-never show what only a logged-in visitor sees), and kept in the store for an hour, failures included.
+never show what only a logged-in visitor sees), and kept for an hour, failures included.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
+import asyncio
+import codecs
 import logging
+import time
+from collections import OrderedDict
 from html.parser import HTMLParser
 
 import aiohttp
 
+from gate.facts import Facts
 from gate.proxy import Forwarder
-from gate.store import Store, StoreError
 
 log = logging.getLogger("gate.challenge")
 
 CACHE_SECONDS = 3600
+CACHE_ENTRIES = 4096
+FETCHES_AT_ONCE = 4
 FETCH_SECONDS = 2.0
 MAX_BYTES = 256 * 1024
 MAX_TAGS = 24
@@ -59,36 +62,56 @@ def preview_tags(html: str) -> list[tuple[str, str]]:
 
 
 class PreviewCache:
-    def __init__(self, forwarder: Forwarder, store: Store) -> None:
-        self.forwarder = forwarder
-        self.store = store
+    """Preview tags per page, fetched at most FETCHES_AT_ONCE at a time and kept in a bounded in-process cache.
 
-    async def tags(self, host: str, target: str) -> list[tuple[str, str]]:
-        key = "og:" + hashlib.sha256(f"{host}\0{target}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
-        try:
-            cached = await self.store.get(key)
-        except StoreError:
-            return []
-        if cached is not None:
-            return [(name, content) for name, content in json.loads(cached)]
-        tags = await self._fetch(host, target)
-        with contextlib.suppress(StoreError):  # without the store, fetch again next time
-            await self.store.set(key, json.dumps(tags).encode(), CACHE_SECONDS)
+    Not in the shared store: clients choose the paths, and their previews must never crowd out the keys that keep
+    challenges spent and budgets counted. A page is its path without the query, so varying a query string neither
+    multiplies fetches nor fills the cache.
+    """
+
+    def __init__(self, forwarder: Forwarder) -> None:
+        self.forwarder = forwarder
+        self._cache: OrderedDict[str, tuple[float, list[tuple[str, str]]]] = OrderedDict()
+        self._fetching = asyncio.Semaphore(FETCHES_AT_ONCE)
+
+    async def tags(self, facts: Facts, target: str) -> list[tuple[str, str]]:
+        host = self.forwarder.host_override or facts.host
+        path = target.split("?", 1)[0]
+        key = f"{host}\0{path}"
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            self._cache.move_to_end(key)
+            return cached[1]
+        if self._fetching.locked():
+            return []  # the upstream is busy enough: this page goes without its preview
+        async with self._fetching:
+            tags = await self._fetch(host, path)
+        self._cache[key] = (now + CACHE_SECONDS, tags)
+        while len(self._cache) > CACHE_ENTRIES:
+            self._cache.popitem(last=False)
         return tags
 
-    async def _fetch(self, host: str, target: str) -> list[tuple[str, str]]:
+    async def _fetch(self, host: str, path: str) -> list[tuple[str, str]]:
         headers = {"Host": host, "Accept": "text/html", "User-Agent": "gate (link preview passthrough)"}
         try:
             async with self.forwarder.session.get(
-                self.forwarder.url(target),
+                self.forwarder.url(path),
                 headers=headers,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=FETCH_SECONDS),
             ) as response:
                 if response.status != 200 or "html" not in response.headers.get("content-type", ""):
                     return []
-                body = await response.content.read(MAX_BYTES)
+                body = bytearray()
+                while len(body) < MAX_BYTES and (chunk := await response.content.read(MAX_BYTES - len(body))):
+                    body += chunk
+                charset = response.charset or "utf-8"
         except (aiohttp.ClientError, TimeoutError) as error:
-            log.info("no preview tags for %s: %r", target, error)
+            log.info("no preview tags for %s: %r", path, error)
             return []
-        return preview_tags(body.decode(response.charset or "utf-8", "replace"))
+        try:
+            codecs.lookup(charset)
+        except LookupError:  # an upstream's made-up charset must not break the challenge page
+            charset = "utf-8"
+        return preview_tags(bytes(body).decode(charset, "replace"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from gate.challenge.pages import (
     render_challenge_page,
     render_message_page,
 )
-from gate.challenge.pow import LIFETIME_SECONDS, Challenge, ChallengeError, check
+from gate.challenge.pow import LIFETIME_SECONDS, Challenge, ChallengeError, check, nojs_wait
 from gate.challenge.preview import PreviewCache
 from gate.challenge.redirect import safe_return_to
 from gate.challenge.tokens import PassToken, cookie_value, set_cookie
@@ -45,11 +46,11 @@ from gate.store import Store, StoreError
 log = logging.getLogger("gate.challenge")
 
 DEFAULT_DIFFICULTY = 16  # for a challenge rule without one: about 65,000 hashes, a blink for a browser
-MAX_DIFFICULTY = 26
 BURN_STEP = 2  # each budget a network used up in the last hour adds this many bits
+MAX_PENALTY_BITS = 8
+PENALTY_CEILING = 26  # penalties stop here (a rule may ask for more itself)
 BURN_WINDOW = 3600
-NOJS_DELAY = 5  # seconds a browser without JavaScript waits instead of working
-NOJS_BUDGET_SHARE = 10  # ... and its pass is worth a tenth of the budget
+NOJS_BUDGET_SHARE = 10  # a pass earned without JavaScript is worth a tenth of the budget
 PROBE_COOKIE = "gate_probe"
 MAX_FORM_BYTES = 4096
 STATIC_FILES = ("solver.js", "worker.js", "challenge.css")
@@ -84,7 +85,7 @@ class ChallengeService:
         self.keys = keys
         self.store = store
         self.proxies = proxies
-        self.previews = PreviewCache(forwarder, store)
+        self.previews = PreviewCache(forwarder)
         self.verify_url = own_prefix + "challenge/verify"
         self.nojs_url = own_prefix + "challenge/nojs"
         self.static = {
@@ -106,33 +107,44 @@ class ChallengeService:
 
     # --- on challenged requests -------------------------------------------------------------------------------
 
-    async def admits(self, facts: Facts) -> tuple[bool, int]:
-        """Does the client hold a pass with budget left? Also how many bits to add to its next challenge."""
+    async def admits(self, facts: Facts, decision: Decision) -> bool:
+        """Does the client hold a pass, earned at this difficulty or above, with budget left?"""
         text = cookie_value(facts)
         if text is None:
-            return False, 0
+            return False
         now = time.time()
         token = PassToken.open(self.keys, text)
-        if token is None or not token.valid_for(facts, now):
-            return False, 0
+        if token is None or not token.valid_for(facts, now) or token.level < self.base_difficulty(decision):
+            return False
         try:
             used = await self.store.incr(f"pass:{token.id}", ttl=max(1.0, token.expires - now))
-            if used <= token.budget:
-                return True, 0
-            metrics.pass_budgets_exhausted_total.inc()
-            burns = await self.store.incr(f"burns:{facts.prefix}", ttl=BURN_WINDOW)
+            if used == token.budget + 1:  # just used up: one burn for the network, whatever it does next
+                metrics.pass_budgets_exhausted_total.inc()
+                await self.store.incr(f"burns:{facts.prefix}", ttl=BURN_WINDOW)
         except StoreError as error:
             log.warning("store unavailable, admitting a signed pass without counting it: %s", error)
-            return True, 0
-        return False, min(burns * BURN_STEP, MAX_DIFFICULTY)
+            return True
+        return used <= token.budget
 
-    async def serve(self, send: Send, facts: Facts, decision: Decision, extra_bits: int, target: str) -> Outcome:
+    @staticmethod
+    def base_difficulty(decision: Decision) -> int:
+        return decision.difficulty if decision.difficulty is not None else DEFAULT_DIFFICULTY
+
+    async def penalty_bits(self, facts: Facts) -> int:
+        """Extra bits for a network that used up pass budgets in the last hour, cookie or not."""
+        try:
+            burns = await self.store.get(f"burns:{facts.prefix}")
+        except StoreError:
+            return 0
+        return min(int(burns) * BURN_STEP, MAX_PENALTY_BITS) if burns else 0
+
+    async def serve(self, send: Send, facts: Facts, decision: Decision, target: str) -> Outcome:
         """The challenge page, carrying the target page's preview tags."""
         locale = pick_locale(facts.headers.get("accept-language"))
-        base = decision.difficulty if decision.difficulty is not None else DEFAULT_DIFFICULTY
-        difficulty = min(base + extra_bits, MAX_DIFFICULTY)
+        base = self.base_difficulty(decision)
+        difficulty = min(base + await self.penalty_bits(facts), max(base, PENALTY_CEILING))
         target = safe_return_to(target)
-        og_tags = await self.previews.tags(facts.host, target) if facts.method == "GET" else []
+        og_tags = await self.previews.tags(facts, target) if facts.method == "GET" else []
         body = self.render(facts, locale, difficulty, decision.rule, target, og_tags)
         metrics.challenges_issued_total.labels(decision.rule).inc()
         metrics.challenge_difficulty.observe(difficulty)
@@ -149,13 +161,13 @@ class ChallengeService:
     ) -> bytes:
         now = time.time()
         work = Challenge.new("js", facts, difficulty, rule, target, now).seal(self.keys)
-        wait = Challenge.new("nojs", facts, NOJS_DELAY, rule, target, now).seal(self.keys)
+        wait = Challenge.new("nojs", facts, difficulty, rule, target, now).seal(self.keys)
         view = ChallengeView(
             token=work,
             difficulty=difficulty,
             verify_url=self.verify_url,
             nojs_url=f"{self.nojs_url}?c={quote(wait)}",
-            nojs_delay=NOJS_DELAY,
+            nojs_delay=nojs_wait(difficulty),
             static_urls=self.static_urls,
             locale=locale,
             contact=self.settings.contact,
@@ -186,10 +198,18 @@ class ChallengeService:
 
     async def verify(self, request: Request) -> Response:
         """The solved form: challenge, nonce, elapsed_ms. Success: a pass cookie and a redirect back."""
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return self._failed(request, 413, "too-large")
-        form = parse_qs(body.decode("latin-1"), max_num_fields=8)
+        length = request.headers.get("content-length", "0")
+        if not (length.isascii() and length.isdigit()) or int(length) > MAX_FORM_BYTES:
+            return self._refused(request, 413, "too-large")
+        body = bytearray()
+        async for chunk in request.stream():  # never more than MAX_FORM_BYTES in memory, whatever the client says
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return self._refused(request, 413, "too-large")
+        try:
+            form = parse_qs(body.decode("latin-1"), max_num_fields=8)
+        except ValueError:
+            return self._refused(request, 400, "malformed")
         token = form.get("challenge", [""])[0]
         nonce = form.get("nonce", [""])[0]
         return await self._redeem(request, token, nonce, form.get("elapsed_ms", [""])[0])
@@ -211,11 +231,13 @@ class ChallengeService:
             metrics.challenges_failed_total.labels(error.reason).inc()
             return await self._after_failure(request, facts, token, error.reason)
         metrics.challenges_solved_total.labels(challenge.kind).inc()
-        if elapsed.isdigit():
+        if elapsed.isascii() and elapsed.isdigit() and len(elapsed) < 10:
             metrics.challenge_solve_seconds.observe(min(int(elapsed), 120_000) / 1000)
         budget = self.settings.pass_budget // (NOJS_BUDGET_SHARE if challenge.kind == "nojs" else 1)
         lifetime = self.settings.pass_lifetime
-        token_value = PassToken.mint(facts, challenge.rule, challenge.kind, max(budget, 1), lifetime, now)
+        token_value = PassToken.mint(
+            facts, challenge.rule, challenge.kind, max(budget, 1), challenge.difficulty, lifetime, now
+        )
         metrics.pass_tokens_minted_total.labels(challenge.kind).inc()
         cookie = set_cookie(token_value.seal(self.keys), lifetime, facts.scheme == "https", self.settings.cookie_domain)
         return Response(
@@ -236,19 +258,25 @@ class ChallengeService:
         locale = pick_locale(facts.headers.get("accept-language"))
         if reason in ("binding", "expired", "insufficient-work", "replayed"):
             earlier = Challenge.open(self.keys, token)  # these reasons are only found in genuine challenges
-            difficulty = earlier.difficulty if earlier.kind == "js" else DEFAULT_DIFFICULTY
-            body = self.render(facts, locale, difficulty, earlier.rule, safe_return_to(earlier.to))
+            body = self.render(facts, locale, earlier.difficulty, earlier.rule, safe_return_to(earlier.to))
             return Response(body, status_code=200, media_type="text/html", headers=self.page_headers)
         if reason == "no-cookies":
             body = render_message_page(locale, "cookies_title", "cookies_body", self.settings.contact, self.static_urls)
             return Response(body, status_code=403, media_type="text/html", headers=PAGE_HEADERS)
         if reason == "too-early":
             body = render_message_page(locale, "wait_title", "wait_body", self.settings.contact, self.static_urls)
-            headers = {**PAGE_HEADERS, "refresh": f"{NOJS_DELAY}; url={request.url.path}?{request.url.query}"}
+            earlier = Challenge.open(self.keys, token)
+            left = max(1, math.ceil(earlier.issued + nojs_wait(earlier.difficulty) - time.time()))
+            headers = {**PAGE_HEADERS, "refresh": f"{left}; url={request.url.path}?{request.url.query}"}
             return Response(body, status_code=200, media_type="text/html", headers=headers)
-        return self._failed(request, 400, reason)
+        return self._failed(request, 400)
 
-    def _failed(self, request: Request, status: int, reason: str) -> Response:
+    def _refused(self, request: Request, status: int, reason: str) -> Response:
+        """A submission refused before its challenge was even read."""
+        metrics.challenges_failed_total.labels(reason).inc()
+        return self._failed(request, status)
+
+    def _failed(self, request: Request, status: int) -> Response:
         locale = pick_locale(request.headers.get("accept-language"))
         body = render_message_page(locale, "failed_title", "failed_body", self.settings.contact, self.static_urls)
         return Response(body, status_code=status, media_type="text/html", headers=PAGE_HEADERS)

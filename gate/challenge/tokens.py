@@ -29,11 +29,14 @@ class PassToken:
     rule: str
     earned: Kind  # "js" (proof of work) or "nojs" (waited): the latter gets a smaller budget
     budget: int  # requests this token may make
+    level: int  # the difficulty it was earned at: it admits requests whose challenge is no harder
 
     @classmethod
-    def mint(cls, facts: Facts, rule: str, earned: Kind, budget: int, lifetime: int, now: float) -> PassToken:
+    def mint(
+        cls, facts: Facts, rule: str, earned: Kind, budget: int, level: int, lifetime: int, now: float
+    ) -> PassToken:
         return cls(secrets.token_urlsafe(12), int(now) + lifetime, facts.prefix, user_agent_hash(facts.user_agent),
-                   rule, earned, budget)  # fmt: skip
+                   rule, earned, budget, level)  # fmt: skip
 
     def seal(self, keys: KeyRing) -> str:
         return sign(keys, VERSION, json.dumps(asdict(self), separators=(",", ":")).encode())

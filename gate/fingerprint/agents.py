@@ -45,6 +45,7 @@ _BROWSER_SHAPE = re.compile(
     re.IGNORECASE,  # some Android builds write "AppleWebkit"
 )
 CACHE_SIZE = 16384
+MAX_USER_AGENT = 512
 # A token is a whole word: letters, digits, '-', '_' and '.' belong to the word around it.
 WORD_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 # Classes of tools other agents are built on: a User-Agent naming both is the other agent.
@@ -83,7 +84,12 @@ class AgentCatalog:
         self.by_name = {agent.name.lower(): agent for agent in self.agents}
         self._by_token = {token.lower(): agent for agent in self.agents for token in agent.tokens}
         self._tokens = self._compile(self._by_token)
-        self.classify = lru_cache(maxsize=CACHE_SIZE)(self._classify)
+        self.cache = lru_cache(maxsize=CACHE_SIZE)(self._classify)
+
+    def classify(self, user_agent: str) -> AgentMatch:
+        """Cached on the first MAX_USER_AGENT characters: names come first, and the cache must stay small even
+        when clients send megabyte User-Agents."""
+        return self.cache(user_agent[:MAX_USER_AGENT])
 
     @staticmethod
     def _compile(tokens: Iterable[str]) -> Any:

@@ -14,7 +14,7 @@ KEYS = KeyRing((SecretKey(b"k" * 32),))
 
 
 def minted() -> PassToken:
-    return PassToken.mint(facts(), "rule-x", "js", 1000, 3600, NOW)
+    return PassToken.mint(facts(), "rule-x", "js", 1000, 16, 3600, NOW)
 
 
 def test_a_token_opens_to_what_was_sealed() -> None:

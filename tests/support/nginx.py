@@ -31,6 +31,8 @@ connection=$http_connection
 keepalive=$http_keep_alive
 ua=$http_user_agent
 accept=$http_accept
+forwarded=$http_forwarded
+trueclient=$http_true_client_ip
 ";
     }
     location /uri { default_type text/plain; return 200 "$request_uri"; }
