@@ -69,7 +69,7 @@ rules_reloads_total = Counter(
 )
 rules_info = Gauge(
     "gate_rules_info",
-    "Always 1; the version label is a hash of the rules files in force.",
+    "1 for the rules files in force (the version label is a hash of them), 0 for versions replaced since start.",
     ["version"],
     multiprocess_mode="liveall",
 )
@@ -94,6 +94,13 @@ def record_start() -> None:
     build_info.labels(gate.__version__).set(1)
 
 
+_rules_version: list[str] = []  # the version this process last reported
+
+
 def record_rules(version: str) -> None:
-    rules_info.clear()
+    """Mark `version` as the rules in force: the previous one is set to 0, not removed, because multiprocess mode
+    keeps every series a worker ever wrote."""
+    if _rules_version and _rules_version[0] != version:
+        rules_info.labels(_rules_version[0]).set(0)
+    _rules_version[:] = [version]
     rules_info.labels(version).set(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -87,3 +88,18 @@ def test_gate_refuses_to_start_on_broken_rules(tmp_path: Path, nginx: Nginx) -> 
     broken.write_text("rules:\n  - name: x\n    action: allow\n    mtch: {path: /}\n")
     with pytest.raises(RuntimeError, match=r"broken.yaml:4: unknown key 'mtch'"):
         start_gate(tmp_path / "gate", nginx.url, "--rules", str(broken))
+
+
+def test_the_rules_version_metric_follows_a_reload(gate_with_rules: GateProcess, rules_file: Path) -> None:
+    def versions() -> dict[str, float]:
+        metrics = httpx.get(gate_with_rules.metrics_url + "/metrics").text
+        found = re.findall(r'^gate_rules_info\{version="(\w+)"\} (\S+)$', metrics, re.MULTILINE)
+        return {version: float(value) for version, value in found}
+
+    before = versions()
+    rules_file.write_text(DENY_ESSAYS)
+    gate_with_rules.process.send_signal(signal.SIGHUP)
+    assert eventually(lambda: essay_status(gate_with_rules) == 451, seconds=1.5)
+    after = versions()
+    assert [version for version, value in after.items() if value == 1] != [v for v, x in before.items() if x == 1]
+    assert sum(after.values()) == 1
