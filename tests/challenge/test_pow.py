@@ -17,6 +17,7 @@ from gate.challenge.pow import (
     ChallengeError,
     check,
     leading_zero_bits,
+    nojs_wait,
     work_done,
 )
 from gate.challenge.signing import b64decode, b64encode
@@ -150,3 +151,11 @@ def test_tokens_leave_room_for_the_nonce_in_their_last_block(keys: KeyRing, leng
     token = Challenge.new("js", facts(), 4, "r" * length, "/" + "p" * length, NOW).seal(keys)
     assert len(token) % 64 <= CHEAP_TAIL
     assert check(keys, token, facts(), NOW + 1, solve(token, 4)).rule == "r" * length
+
+
+def test_without_javascript_harder_challenges_mean_longer_waits(keys: KeyRing) -> None:
+    token = Challenge.new("nojs", facts(), 20, "rule-x", "/", NOW).seal(keys)
+    assert nojs_wait(16) == 5 and nojs_wait(20) == 13
+    with pytest.raises(ChallengeError, match="too-early"):
+        check(keys, token, facts(), NOW + 12)
+    assert check(keys, token, facts(), NOW + 13).difficulty == 20

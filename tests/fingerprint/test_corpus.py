@@ -43,3 +43,13 @@ def test_labelled_strings_get_their_finer_class(catalog: AgentCatalog) -> None:
     wrong = [(expected, catalog.classify(agent).agent_class, agent) for expected, agent, _ in rows
              if catalog.classify(agent).agent_class != expected]  # fmt: skip
     assert len(wrong) / len(rows) <= 0.01, f"{len(wrong)} of {len(rows)} wrong: {wrong[:10]}"
+
+
+def test_huge_user_agents_are_classified_on_their_start(catalog: AgentCatalog) -> None:
+    # The classification cache keys on the first 512 characters, so a megabyte User-Agent costs no more memory:
+    # two that differ only after that share one cache entry.
+    start = "Mozilla/5.0 (compatible; GPTBot/1.2; +https://openai.com/gptbot) " + "x" * 600
+    assert catalog.classify(start + "a" * 1_000_000).agent_name == "GPTBot"
+    hits = catalog.cache.cache_info().hits
+    assert catalog.classify(start + "b" * 1_000_000).agent_name == "GPTBot"
+    assert catalog.cache.cache_info().hits == hits + 1
