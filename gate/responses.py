@@ -32,10 +32,8 @@ def render_page(status: int, title: str, message: str) -> bytes:
     return PAGE.format(status=status, title=html.escape(title), message=html.escape(message)).encode()
 
 
-async def send_page(
-    send: Send, status: int, title: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()
-) -> None:
-    body = render_page(status, title, message)
+async def send_html(send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """An HTML response in two ASGI messages, no framework objects."""
     await send(
         {
             "type": "http.response.start",
@@ -43,9 +41,14 @@ async def send_page(
             "headers": [
                 (b"content-type", b"text/html; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
                 *headers,
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_page(
+    send: Send, status: int, title: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    await send_html(send, status, render_page(status, title, message), [(b"cache-control", b"no-store"), *headers])

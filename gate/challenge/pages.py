@@ -23,6 +23,8 @@ from importlib import resources
 from types import MappingProxyType
 from urllib.parse import quote
 
+from gate.challenge.pow import MAX_DIFFICULTY
+
 LANGUAGES = ("en", "de", "fr", "es", "ja")
 DEFAULT_LANGUAGE = "en"
 
@@ -36,7 +38,6 @@ CONTENT_SECURITY_POLICY = (
 )
 
 STATIC_NAMES = ("solver.js", "worker.js", "challenge.css")
-MAX_DIFFICULTY = 32  # the solver compares the digest's first 32-bit word only
 
 # Texts the solver shows; they travel in the page's JSON data block.
 _SOLVER_KEYS = ("progress", "done", "error")

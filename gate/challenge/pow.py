@@ -21,6 +21,7 @@ from gate.keys import KeyRing
 VERSION = "c1"
 LIFETIME_SECONDS = 600  # a challenge must be solved within ten minutes
 MAX_NONCE_DIGITS = 20
+MAX_DIFFICULTY = 32  # the solver compares the digest's first 32-bit word only
 NOJS_BASE_SECONDS = 5
 CHEAP_TAIL = 64 - 9 - 12  # room left in the last block for SHA-256's padding and a 12-digit nonce
 

@@ -40,7 +40,7 @@ from gate.keys import KeyRing
 from gate.net import TrustedProxies, hostname
 from gate.policy.model import Decision
 from gate.proxy import Forwarder
-from gate.responses import Outcome
+from gate.responses import Outcome, send_html
 from gate.store import Store, StoreError
 
 log = logging.getLogger("gate.challenge")
@@ -177,18 +177,7 @@ class ChallengeService:
         return render_challenge_page(view)
 
     async def _send(self, send: Send, status: int, body: bytes, headers: Mapping[str, str] = PAGE_HEADERS) -> Outcome:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"text/html; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    *((name.encode(), value.encode()) for name, value in headers.items()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_html(send, status, body, [(name.encode(), value.encode()) for name, value in headers.items()])
         return Outcome(status)
 
     # --- gate's own endpoints -----------------------------------------------------------------------------------

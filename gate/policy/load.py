@@ -17,6 +17,7 @@ from typing import Any
 
 import re2
 
+from gate.challenge.pow import MAX_DIFFICULTY
 from gate.facts import Facts
 from gate.fingerprint import Fingerprinter, JA4Settings, Signals
 from gate.fingerprint.agents import AGENT_CLASSES, AgentCatalog, load_agents
@@ -29,7 +30,6 @@ from gate.policy.source import LineDict, LineList, Problem, RulesError, Section,
 
 SHIPPED_PREFIX = "shipped:"
 ENTRY_FILE = "default.yaml"
-MAX_DIFFICULTY = 32
 RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
 PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400,
            "day": 86400}  # fmt: skip
