@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from gate.store.base import Store, StoreError
+from gate.store.base import Quota, Store, StoreError, Verdict
 from gate.store.memory import MemoryStore
 from gate.store.redis import RedisStore
 
-__all__ = ["MemoryStore", "RedisStore", "Store", "StoreError", "open_store"]
+__all__ = ["MemoryStore", "Quota", "RedisStore", "Store", "StoreError", "Verdict", "open_store"]
 
 
 def memory_max_keys(url: str) -> int:

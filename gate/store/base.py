@@ -5,11 +5,31 @@ Every key has a time to live: nothing a client causes can grow the store forever
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 
 class StoreError(Exception):
     """The store could not answer (unreachable, timed out, refused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """One rate limit to charge a request against: at most one request per `interval` seconds on average, with
+    up to `burst` at once (GCRA: the key holds the theoretical arrival time of the next request)."""
+
+    key: str
+    interval: float
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    remaining: int  # requests still allowed at once after this one (0 when refused)
+    retry_after: float  # seconds until this quota would allow the request (0 when allowed)
+    reset_after: float  # seconds until the quota is full again
 
 
 class Store(Protocol):
@@ -29,6 +49,10 @@ class Store(Protocol):
 
     async def ttl(self, key: str) -> float | None:
         """Seconds left to live, or None when the key is absent."""
+
+    async def rate_limit(self, quotas: Sequence[Quota]) -> list[Verdict]:
+        """Charge one request against every quota, atomically and in one round trip: when any quota refuses,
+        none is charged (a refused request costs the client nothing). Each key lives until its quota is full."""
 
     async def ping(self) -> None:
         """Raise StoreError when the store is not reachable."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 
-from gate.store.base import StoreError
+from gate.store.base import Quota, StoreError, Verdict
+from gate.store.gcra import charge
 
 
 class MemoryStore:
@@ -72,6 +74,18 @@ class MemoryStore:
         now = time.monotonic()
         entry = self._live(key, now)
         return None if entry is None else entry[1] - now
+
+    async def rate_limit(self, quotas: Sequence[Quota]) -> list[Verdict]:
+        moment = time.monotonic()
+        now = int(moment * 1000)
+        stored = []
+        for quota in quotas:
+            entry = self._live(quota.key, moment)
+            stored.append(entry[0] if entry is not None and isinstance(entry[0], int) else None)
+        verdicts, new_tats = charge(quotas, stored, now)
+        for quota, tat in zip(quotas, new_tats or [], strict=False):
+            self._put(quota.key, tat, moment + (tat - now) / 1000)
+        return verdicts
 
     async def ping(self) -> None:
         return None

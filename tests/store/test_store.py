@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,34 +15,6 @@ from tests.support.ports import free_port
 
 SHORT_TTL = 0.2
 AFTER_SHORT_TTL = 0.35
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        opened: Store = MemoryStore()
-    else:
-        opened = RedisStore.from_url(request.getfixturevalue("redis_url"))
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-def key() -> Callable[[str], str]:
-    """Key names unique to one test, so tests sharing the session's Redis never see each other's keys."""
-    namespace = f"test:{uuid.uuid4().hex}:"
-    return lambda name: namespace + name
-
-
-@pytest.fixture
-async def raw_redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 # --- conformance: both implementations -------------------------------------------------------------------------
