@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import unquote, urlsplit
 
 from gate import metrics
@@ -24,15 +24,16 @@ from gate.logs import AccessLog
 from gate.net import TrustedProxies
 from gate.policy.engine import Policy
 from gate.policy.load import load_policy
-from gate.policy.model import Action, Decision
+from gate.policy.model import Action, Decision, Limit
 from gate.policy.reload import RulesWatcher
 from gate.proxy import Forwarder, request_target
 from gate.responses import Outcome, send_page
 from gate.store import open_store
+from gate.throttle import Throttle
 
 log = logging.getLogger("gate")
 
-Responder = Callable[[Scope, Receive, Send, Facts, Decision], Awaitable[Outcome]]
+Responder = Callable[[Scope, Receive, Send, Facts, Signals, Decision], Awaitable[Outcome]]
 
 # In auth mode the front proxy turns these statuses into the real response (README, "nginx auth_request mode").
 AUTH_STATUS = {
@@ -47,7 +48,8 @@ AUTH_STATUS = {
 # Actions whose responses arrive with later capabilities (challenge page, throttling, terms documents) are answered,
 # until then, with the nearest action gate has: people are never locked out, AI crawlers are kept out.
 DOT_SEGMENTS = Decision(Action.DENY, "dot-segments", ("the path has . or .. segments",))
-STAND_INS = {Action.THROTTLE: Action.ALLOW, Action.TERMS: Action.DENY}
+STAND_INS = {Action.TERMS: Action.DENY}
+OVER_LIMIT_DIFFICULTY = 20
 
 
 class Gate:
@@ -63,6 +65,7 @@ class Gate:
         self.access_log = AccessLog(enabled=settings.log_level in ("debug", "info"))
         self.keys = load_keyring(settings.secret_file) if settings.secret_file else KeyRing.temporary()
         self.store = open_store(settings.store)
+        self.throttle = Throttle(self.store)
         self.challenges = ChallengeService(
             ChallengeSettings(
                 pass_lifetime=int(settings.pass_lifetime),
@@ -80,6 +83,7 @@ class Gate:
             Action.ALLOW: self.forward,
             Action.DENY: self.deny,
             Action.CHALLENGE: self.challenge,
+            Action.THROTTLE: self.throttled,
         }
         self._watch: asyncio.Task[None] | None = None
 
@@ -155,7 +159,7 @@ class Gate:
             await self.auth(scope, send, facts, started)
             return
         signals, decision, action = self.decide(facts)
-        outcome = await self.responders[action](scope, receive, send, facts, decision)
+        outcome = await self.responders[action](scope, receive, send, facts, signals, decision)
         self.record(facts, signals, decision, action, outcome, started)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -167,7 +171,13 @@ class Gate:
         signals, decision, action = self.decide(facts)
         if action is Action.CHALLENGE and await self.challenges.admits(facts, decision):
             action = Action.ALLOW
-        if action is Action.ALLOW and self.settings.mode == "proxy":
+        if action in (Action.ALLOW, Action.THROTTLE) and await self.throttle.charge(
+            self.limits_for(decision), facts, signals
+        ):
+            action = Action.THROTTLE  # over a limit: refused like any other request
+            await send({"type": "websocket.close", "code": 1008})
+            outcome = Outcome(429)
+        elif action in (Action.ALLOW, Action.THROTTLE) and self.settings.mode == "proxy":
             outcome = await self.forwarder.websocket(scope, receive, send, facts)
         else:
             await send({"type": "websocket.close", "code": 1008})
@@ -201,8 +211,49 @@ class Gate:
         await send({"type": "http.response.body", "body": b""})
         self.record(facts, signals, decision, action, Outcome(status), started)
 
-    async def forward(self, scope: Scope, receive: Receive, send: Send, facts: Facts, _: Decision) -> Outcome:
-        return await self.forwarder.http(scope, receive, send, facts)
+    async def forward(
+        self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
+    ) -> Outcome:
+        """Forward within the policy's guards (the limits every request that goes through is charged against)."""
+        return await self.within(self.rules.policy.guards, scope, receive, send, facts, signals, decision)
+
+    async def throttled(
+        self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
+    ) -> Outcome:
+        """Forward within the rule's limit and the guards, charged together."""
+        return await self.within(self.limits_for(decision), scope, receive, send, facts, signals, decision)
+
+    def limits_for(self, decision: Decision) -> tuple[Limit, ...]:
+        """The policy's guards, and the rule's own limit for a throttle decision."""
+        policy = self.rules.policy
+        rule_limit = policy.limits.get(decision.limit or "") if decision.action is Action.THROTTLE else None
+        return (rule_limit, *policy.guards) if rule_limit is not None else policy.guards
+
+    async def within(
+        self,
+        limits: Sequence[Limit],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        facts: Facts,
+        signals: Signals,
+        decision: Decision,
+    ) -> Outcome:
+        refusal = await self.throttle.charge(limits, facts, signals)
+        if refusal is None:
+            return await self.forwarder.http(scope, receive, send, facts)
+        if signals.agent_class == "browser" and refusal.limit.browsers == "challenge":
+            # A browser-looking client over a limit proves itself again rather than seeing a bare 429.
+            over = Decision(Action.CHALLENGE, decision.rule, decision.reasons, decision.score, OVER_LIMIT_DIFFICULTY)
+            return await self.challenges.serve(send, facts, over, request_target(scope) or "/")
+        await send_page(
+            send,
+            429,
+            "Too many requests",
+            "This client is asking for pages faster than this site allows. Please slow down.",
+            refusal.headers(),
+        )
+        return Outcome(429)
 
     async def challenge_for_front_proxy(self, scope: Scope, send: Send, started: float) -> None:
         """The challenge page for the request a front proxy describes (nginx `error_page 401` in auth mode): the
@@ -215,14 +266,18 @@ class Gate:
         outcome = await self.challenges.serve(send, facts, decision, target)  # serve() keeps it same-site
         self.record(facts, signals, decision, Action.CHALLENGE, outcome, started)
 
-    async def challenge(self, scope: Scope, receive: Receive, send: Send, facts: Facts, decision: Decision) -> Outcome:
+    async def challenge(
+        self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
+    ) -> Outcome:
         """A valid pass token with budget left lets the request through; otherwise the challenge page."""
         if await self.challenges.admits(facts, decision):
-            outcome = await self.forward(scope, receive, send, facts, decision)
+            outcome = await self.forward(scope, receive, send, facts, signals, decision)
             return Outcome(outcome.status, outcome.upstream_seconds, outcome.error, passed=True)
         return await self.challenges.serve(send, facts, decision, request_target(scope) or "/")
 
-    async def deny(self, scope: Scope, receive: Receive, send: Send, facts: Facts, decision: Decision) -> Outcome:
+    async def deny(
+        self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
+    ) -> Outcome:
         status = decision.status or 403
         await send_page(send, status, "Access denied", "This site does not accept requests from this client.")
         return Outcome(status)

@@ -62,6 +62,16 @@ pass_tokens_minted_total = Counter(
 pass_budgets_exhausted_total = Counter(
     "gate_pass_budgets_exhausted_total", "Requests that found their pass token's request budget used up."
 )
+throttled_total = Counter(
+    "gate_throttled_total",
+    "Requests refused by a rate limit (answered 429, or a challenge for browsers), by limit and agent class.",
+    ["limit", "agent_class"],
+)
+store_errors_total = Counter(
+    "gate_store_errors_total",
+    "Store operations that failed (unreachable, timed out); gate went on without them (fail-open).",
+    ["operation"],
+)
 rules_reloads_total = Counter(
     "gate_rules_reloads_total",
     "Rules reloads (on SIGHUP or a changed file), by outcome: success, or failure (the old rules keep running).",

@@ -26,6 +26,7 @@ class Policy:
     weights: Mapping[str, float]
     fingerprinter: Fingerprinter
     limits: Mapping[str, Limit]
+    guards: tuple[Limit, ...]  # charged for every request gate lets through
     files: tuple[Path, ...]  # every file read, for reloading when one changes
     version: str  # hash of those files' contents
 

@@ -25,7 +25,7 @@ from gate.fingerprint.headers import SIGNAL_WEIGHTS
 from gate.net import IPNetwork, NetworkIndex, hostname, parse_network
 from gate.policy import shipped_rules
 from gate.policy.engine import Policy
-from gate.policy.model import Action, Condition, Effect, Limit, Rule, Threshold
+from gate.policy.model import LIMIT_SUBJECTS, Action, Condition, Effect, Limit, Rule, Threshold
 from gate.policy.source import LineDict, LineList, Problem, RulesError, Section, read_yaml
 
 SHIPPED_PREFIX = "shipped:"
@@ -55,6 +55,7 @@ class _Collected:
     ja4_source: tuple[str, int] | None = None  # where the first JA4 lists were defined
     weights: dict[str, tuple[float, str]] = field(default_factory=dict)  # name -> (weight, file:line)
     limits: dict[str, Limit] = field(default_factory=dict)
+    guards: list[tuple[str, str]] | None = None  # (limit name, file:line) charged on every forwarded request
     thresholds: list[Threshold] | None = None
     default: tuple[Effect, str] | None = None
     files: list[Path] = field(default_factory=list)
@@ -83,6 +84,7 @@ def load_policy(path: Path) -> Policy:
         weights=weights,
         fingerprinter=Fingerprinter(catalog, NetworkIndex(collected.networks), ja4),
         limits=dict(collected.limits),
+        guards=tuple(collected.limits[name] for name, _ in collected.guards or []),
         files=tuple(dict.fromkeys(collected.files)),
         version=_version(collected.files),
     )
@@ -147,6 +149,9 @@ def _read_file(
     _read_fingerprints(document, collected)
     _read_weights(document, collected)
     _read_limits(document, collected)
+    if document.has("guards") and collected.guards is None:
+        guards_source = f"{file}:{document.line_of('guards')}"
+        collected.guards = [(name, guards_source) for name in document.strings("guards")]
     _read_thresholds(document, collected)
     rules = document.raw("rules")
     if rules is not None:
@@ -285,11 +290,18 @@ def _read_limits(document: Section, collected: _Collected) -> None:
             continue
         rate = section.parsed("rate", parse_rate)
         burst = section.get("burst", int, 0)
+        per = tuple(section.strings("per")) or ("ip",)
+        browsers = section.get("browsers", str, "challenge")
         if not section.has("rate"):
             section.problem(None, f"limit {name!r}: needs a rate, like rate: 120/min")
+        for subject in per:
+            if subject not in LIMIT_SUBJECTS:
+                section.problem("per", f"per: {subject!r} is not one of {', '.join(LIMIT_SUBJECTS)}")
+        if browsers not in ("challenge", "refuse"):
+            section.problem("browsers", f"browsers: {browsers!r}: expected challenge or refuse")
         section.finish()
         if rate is not None and name not in collected.limits:
-            collected.limits[name] = Limit(name, rate[0], rate[1], max(burst, 1))
+            collected.limits[name] = Limit(name, rate[0], rate[1], max(burst, 1), per, browsers)
     limits.finish()
 
 
@@ -389,6 +401,8 @@ class _Compiler:
             self.check_limit(threshold.effect, threshold.source)
         if self.collected.default is not None:
             self.check_limit(*self.collected.default)
+        for name, source in self.collected.guards or []:
+            self.check_limit(Effect(Action.THROTTLE, limit=name), source)
         return compiled
 
     def rule(self, section: Section) -> Rule | None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+LIMIT_SUBJECTS = ("ip", "network", "agent", "site")
+
 if TYPE_CHECKING:
     from gate.facts import Facts
     from gate.fingerprint import Signals
@@ -84,9 +86,16 @@ class Threshold:
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """A named rate limit: `rate` requests per `period` seconds, with bursts of up to `burst`."""
+    """A named rate limit: `rate` requests per `period` seconds, with bursts of up to `burst`, counted separately
+    for each value of every `per` subject (ip, network, agent, site), all in one atomic charge."""
 
     name: str
     rate: int
     period: float
     burst: int
+    per: tuple[str, ...] = ("ip",)
+    browsers: str = "challenge"  # a browser over the limit gets a challenge ("challenge") or the 429 ("refuse")
+
+    @property
+    def interval(self) -> float:
+        return self.period / self.rate
