@@ -61,6 +61,7 @@ bench: $(VENV)/.test-deps system-deps
 	$(BIN)/python -m bench.accuracy
 	$(BIN)/python -m bench.decide
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.challenge
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.store
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.proxy $(ARGS)
 
 clean:
