@@ -83,7 +83,7 @@ class Gate:
             Action.ALLOW: self.forward,
             Action.DENY: self.deny,
             Action.CHALLENGE: self.challenge,
-            Action.THROTTLE: self.throttled,
+            Action.THROTTLE: self.forward,  # within the rule's limit: see limits_for
         }
         self._watch: asyncio.Task[None] | None = None
 
@@ -214,13 +214,8 @@ class Gate:
     async def forward(
         self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
     ) -> Outcome:
-        """Forward within the policy's guards (the limits every request that goes through is charged against)."""
-        return await self.within(self.rules.policy.guards, scope, receive, send, facts, signals, decision)
-
-    async def throttled(
-        self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
-    ) -> Outcome:
-        """Forward within the rule's limit and the guards, charged together."""
+        """Forward within the limits that apply: the policy's guards, and a throttle decision's own limit (in a dry
+        run too, where refusals are counted but not enforced)."""
         return await self.within(self.limits_for(decision), scope, receive, send, facts, signals, decision)
 
     def limits_for(self, decision: Decision) -> tuple[Limit, ...]:
@@ -240,7 +235,7 @@ class Gate:
         decision: Decision,
     ) -> Outcome:
         refusal = await self.throttle.charge(limits, facts, signals)
-        if refusal is None:
+        if refusal is None or self.settings.dry_run:  # a dry run counts the refusal and lets the request through
             return await self.forwarder.http(scope, receive, send, facts)
         if signals.agent_class == "browser" and refusal.limit.browsers == "challenge":
             # A browser-looking client over a limit proves itself again rather than seeing a bare 429.

@@ -86,3 +86,17 @@ def test_without_the_store_requests_are_still_answered(tmp_path: Path, nginx: Ng
         gate.stop()
     assert statuses == {200}  # fail-open
     assert 'gate_store_errors_total{operation="rate_limit"}' in metrics
+
+
+def test_a_dry_run_counts_refusals_but_lets_everything_through(tmp_path: Path, nginx: Nginx, redis_url: str) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    gate = start_gate(tmp_path / "gate", nginx.url, "--rules", str(rules), "--dry-run")
+    try:
+        headers = {"User-Agent": "curl/8.5.0 dry"}
+        statuses = [httpx.get(gate.url + "/page.html", headers=headers).status_code for _ in range(5)]
+        metrics = httpx.get(gate.metrics_url + "/metrics").text
+    finally:
+        gate.stop()
+    assert statuses == [200] * 5
+    assert 'gate_throttled_total{agent_class="http-library",limit="slow-bots"} 2.0' in metrics
