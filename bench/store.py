@@ -17,9 +17,14 @@ import httpx
 import redis
 
 from bench.proxy import NGINX_DIRECT, SITE, Options, Target, markdown_table, measure_rounds, summarise
+from gate.check import NO_PROXIES, scope_for
+from gate.facts import Facts
+from gate.fingerprint import Signals
 from gate.keys import write_key_file
+from gate.policy.model import Limit
 from gate.store import Quota, RedisStore
 from gate.store.redis import KEY_PREFIX
+from gate.throttle import quota_key
 from tests.support.gate_process import start_gate
 from tests.support.nginx import start_nginx
 from tests.support.redis_server import redis_server
@@ -45,20 +50,30 @@ def requests_counted(metrics_url: str) -> float:
     return sum(float(value) for value in re.findall(r"^gate_requests_total\{[^}]*\} (\S+)$", text, re.MULTILINE))
 
 
+def fallback_calls(metrics_url: str) -> float:
+    """Store calls the in-process fallback answered (Redis failed or missed --store-timeout)."""
+    text = httpx.get(metrics_url + "/metrics").text
+    return sum(float(value) for value in re.findall(r"^gate_store_errors_total\{[^}]*\} (\S+)$", text, re.MULTILINE))
+
+
 async def bytes_per_client(url: str) -> float:
-    """Redis memory of the rate-limit key one tracked client leaves (MEMORY USAGE, averaged)."""
+    """Redis memory of the rate-limit key one tracked client leaves (MEMORY USAGE, averaged), named as gate names
+    it (with the client's hash tag)."""
+    limit = Limit("per-client", 60, 60.0, 100)
+    keys = []
+    for number in range(TRACKED_CLIENTS):
+        facts = Facts.from_scope(
+            scope_for("GET", "http://bench/", f"198.51.{number // 256}.{number % 256}", []), NO_PROXIES
+        )
+        keys.append(quota_key(limit, "ip", facts, Signals("browser"), None))
     store = RedisStore.from_url(url)
     try:
-        for number in range(TRACKED_CLIENTS):
-            key = f"rl:per-client:ip:198.51.{number // 256}.{number % 256}"
-            await store.rate_limit([Quota(key, 60.0, 100)])
+        for key in keys:
+            await store.rate_limit([Quota(key, limit.interval, limit.burst)])
     finally:
         await store.close()
     with redis.Redis.from_url(url) as client:
-        sizes = [
-            client.memory_usage(f"{KEY_PREFIX}rl:per-client:ip:198.51.{n // 256}.{n % 256}") or 0
-            for n in range(TRACKED_CLIENTS)
-        ]
+        sizes = [client.memory_usage(KEY_PREFIX + key) or 0 for key in keys]
     return sum(sizes) / len(sizes)
 
 
@@ -92,11 +107,13 @@ def main() -> None:
             measurements = measure_rounds(targets, options)
             calls = evalsha_calls(client) - calls_before
             requests = requests_counted(shared.metrics_url) - requests_before
+            fell_back = fallback_calls(shared.metrics_url)
         per_client = asyncio.run(bytes_per_client(redis_url))
     print(f"wrk -t2 -c{options.connections} -d{options.duration}s, {options.rounds} interleaved rounds, 1 gate worker")
     print(markdown_table(summarise(targets, measurements)))
     print(f"\nRedis round trips per request (EVALSHA calls / requests decided): {calls / max(requests, 1):.3f}")
     print(f"Redis memory per tracked client (one rate-limit key, MEMORY USAGE): {per_client:.0f} bytes")
+    print(f"Store calls answered by the fallback (missed the 25 ms deadline or failed): {fell_back:.0f}")
 
 
 if __name__ == "__main__":

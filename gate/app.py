@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 from gate import metrics
@@ -28,8 +28,9 @@ from gate.policy.model import Action, Decision, Limit
 from gate.policy.reload import RulesWatcher
 from gate.proxy import Forwarder, request_target
 from gate.responses import Outcome, send_page
-from gate.store import open_store
-from gate.throttle import Throttle
+from gate.site_load import SiteLoad
+from gate.store import StoreError, open_store
+from gate.throttle import Refusal, Throttle
 
 log = logging.getLogger("gate")
 
@@ -41,7 +42,7 @@ AUTH_STATUS = {
     Action.CHALLENGE: 401,
     Action.DENY: 403,
     Action.TERMS: 403,
-    Action.THROTTLE: 429,
+    Action.THROTTLE: 200,  # within its limit; over it, the refusal's status (429, or 403 when banned)
 }
 
 
@@ -50,6 +51,8 @@ AUTH_STATUS = {
 DOT_SEGMENTS = Decision(Action.DENY, "dot-segments", ("the path has . or .. segments",))
 STAND_INS = {Action.TERMS: Action.DENY}
 OVER_LIMIT_DIFFICULTY = 20
+STORE_CONNECT_SECONDS = 5.0
+MAX_OVER_LIMIT_EXTRA_BITS = 4  # 24 bits: a few seconds in a browser, for a client refused again and again
 
 
 class Gate:
@@ -64,8 +67,9 @@ class Gate:
         self.challenge_path = settings.own_prefix + "challenge"
         self.access_log = AccessLog(enabled=settings.log_level in ("debug", "info"))
         self.keys = load_keyring(settings.secret_file) if settings.secret_file else KeyRing.temporary()
-        self.store = open_store(settings.store)
-        self.throttle = Throttle(self.store)
+        self.store = open_store(settings.store, settings.store_timeout)
+        self.throttle = Throttle(self.store, fail_closed=settings.store_failure == "closed")
+        self.site_load = SiteLoad(self.store, lambda: self.rules.policy.load)
         self.challenges = ChallengeService(
             ChallengeSettings(
                 pass_lifetime=int(settings.pass_lifetime),
@@ -85,7 +89,7 @@ class Gate:
             Action.CHALLENGE: self.challenge,
             Action.THROTTLE: self.forward,  # within the rule's limit: see limits_for
         }
-        self._watch: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -101,8 +105,10 @@ class Gate:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.forwarder.start()
+                await self.connect_store()
                 metrics.record_start()
                 self.start_rules_reloading()
+                self._background.append(asyncio.get_running_loop().create_task(self.site_load.run()))
                 if self.keys.ephemeral:
                     log.warning(
                         "no --secret-file: signing with a temporary key; pass tokens end at restart and other "
@@ -110,20 +116,28 @@ class Gate:
                     )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._watch is not None:
-                    self._watch.cancel()
+                for task in self._background:
+                    task.cancel()
                 await self.forwarder.close()
                 await self.store.close()
                 self.access_log.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def connect_store(self) -> None:
+        """Connect to the shared store before the first request, whose deadline is too short for connecting (and,
+        for a cluster, for learning its slots)."""
+        try:
+            await asyncio.wait_for(self.store.ping(), STORE_CONNECT_SECONDS)
+        except (StoreError, TimeoutError) as error:
+            log.warning("the store does not answer at start (%s): the in-process fallback answers until it does", error)
+
     def start_rules_reloading(self) -> None:
         """Reload on SIGHUP (when gate runs in the main thread, as every worker does) and on changed files."""
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
             loop.add_signal_handler(signal.SIGHUP, self.rules.reload, "SIGHUP")
-        self._watch = loop.create_task(self.rules.watch())
+        self._background.append(loop.create_task(self.rules.watch()))
         waiting = sorted(
             {action.value for rule in self.rules.policy.rules if (action := rule.effect.action) in STAND_INS}
         )
@@ -154,7 +168,7 @@ class Gate:
         if scope["path"].startswith(self.settings.own_prefix) and scope["path"] != self.auth_path:
             await self.challenges.handle(scope, receive, send)
             return
-        facts = Facts.from_scope(scope, self.proxies)
+        facts = Facts.from_scope(scope, self.proxies, self.site_load.busy)
         if self.settings.mode == "auth":
             await self.auth(scope, send, facts, started)
             return
@@ -167,16 +181,15 @@ class Gate:
         if has_dot_segments(scope["path"]):
             await send({"type": "websocket.close", "code": 1008})
             return
-        facts = Facts.from_scope(scope, self.proxies)
+        facts = Facts.from_scope(scope, self.proxies, self.site_load.busy)
         signals, decision, action = self.decide(facts)
         if action is Action.CHALLENGE and await self.challenges.admits(facts, decision):
             action = Action.ALLOW
-        if action in (Action.ALLOW, Action.THROTTLE) and await self.throttle.charge(
-            self.limits_for(decision), facts, signals
-        ):
+        refusal = await self.charge(decision, facts, signals) if action in (Action.ALLOW, Action.THROTTLE) else None
+        if refusal is not None and not self.settings.dry_run:
             action = Action.THROTTLE  # over a limit: refused like any other request
             await send({"type": "websocket.close", "code": 1008})
-            outcome = Outcome(429)
+            outcome = Outcome(refusal.status)
         elif action in (Action.ALLOW, Action.THROTTLE) and self.settings.mode == "proxy":
             outcome = await self.forwarder.websocket(scope, receive, send, facts)
         else:
@@ -189,13 +202,21 @@ class Gate:
         if scope["path"] != self.auth_path:
             await send_page(send, 404, "Not found", "In auth mode gate answers only its decision endpoint.")
             return
-        facts = auth_request_facts(scope, facts, self.proxies)
+        facts = auth_request_facts(scope, facts, self.proxies, self.site_load.busy)
         signals, decision, action = self.decide(facts)
         if has_dot_segments(facts.path):  # a front proxy passes 403 on; it would turn a 400 into a 500
             decision, action = DOT_SEGMENTS, Action.DENY
         if action is Action.CHALLENGE and await self.challenges.admits(facts, decision):
             action = Action.ALLOW
         status = AUTH_STATUS[action]
+        extra: list[tuple[bytes, bytes]] = []
+        if action in (Action.ALLOW, Action.THROTTLE):
+            refusal = await self.charge(decision, facts, signals)
+            if refusal is not None and not self.settings.dry_run:
+                over_limit_challenge = self.over_limit_challenge(refusal, signals, decision)
+                action = Action.CHALLENGE if over_limit_challenge else Action.THROTTLE
+                status = AUTH_STATUS[Action.CHALLENGE] if over_limit_challenge else refusal.status
+                extra = refusal.headers()
         await send(
             {
                 "type": "http.response.start",
@@ -205,6 +226,7 @@ class Gate:
                     (b"cache-control", b"no-store"),
                     (b"x-gate-action", decision.action.value.encode()),
                     (b"x-gate-rule", decision.rule.encode("latin-1", "replace")),
+                    *extra,
                 ],
             }
         )
@@ -216,7 +238,7 @@ class Gate:
     ) -> Outcome:
         """Forward within the limits that apply: the policy's guards, and a throttle decision's own limit (in a dry
         run too, where refusals are counted but not enforced)."""
-        return await self.within(self.limits_for(decision), scope, receive, send, facts, signals, decision)
+        return await self.within(scope, receive, send, facts, signals, decision)
 
     def limits_for(self, decision: Decision) -> tuple[Limit, ...]:
         """The policy's guards, and the rule's own limit for a throttle decision."""
@@ -224,36 +246,38 @@ class Gate:
         rule_limit = policy.limits.get(decision.limit or "") if decision.action is Action.THROTTLE else None
         return (rule_limit, *policy.guards) if rule_limit is not None else policy.guards
 
+    async def charge(self, decision: Decision, facts: Facts, signals: Signals) -> Refusal | None:
+        """Charge a request gate lets through against its limits (and check its address's ban)."""
+        limits = self.limits_for(decision)
+        needs_pass = any("pass" in limit.per for limit in limits)
+        pass_id = self.challenges.pass_id(facts) if needs_pass else None
+        return await self.throttle.charge(limits, facts, signals, self.rules.policy.bans, pass_id)
+
+    @staticmethod
+    def over_limit_challenge(refusal: Refusal, signals: Signals, decision: Decision) -> Decision | None:
+        """A browser-looking client over a limit proves itself again rather than seeing a bare 429; each further
+        refusal within the strike window makes the challenge a bit harder."""
+        if refusal.limit is None or refusal.limit.browsers != "challenge" or signals.agent_class != "browser":
+            return None
+        difficulty = OVER_LIMIT_DIFFICULTY + min(refusal.strikes - 1, MAX_OVER_LIMIT_EXTRA_BITS)
+        return Decision(Action.CHALLENGE, decision.rule, decision.reasons, decision.score, difficulty)
+
     async def within(
-        self,
-        limits: Sequence[Limit],
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        facts: Facts,
-        signals: Signals,
-        decision: Decision,
+        self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
     ) -> Outcome:
-        refusal = await self.throttle.charge(limits, facts, signals)
+        refusal = await self.charge(decision, facts, signals)
         if refusal is None or self.settings.dry_run:  # a dry run counts the refusal and lets the request through
             return await self.forwarder.http(scope, receive, send, facts)
-        if signals.agent_class == "browser" and refusal.limit.browsers == "challenge":
-            # A browser-looking client over a limit proves itself again rather than seeing a bare 429.
-            over = Decision(Action.CHALLENGE, decision.rule, decision.reasons, decision.score, OVER_LIMIT_DIFFICULTY)
-            return await self.challenges.serve(send, facts, over, request_target(scope) or "/")
-        await send_page(
-            send,
-            429,
-            "Too many requests",
-            "This client is asking for pages faster than this site allows. Please slow down.",
-            refusal.headers(),
-        )
-        return Outcome(429)
+        over_limit_challenge = self.over_limit_challenge(refusal, signals, decision)
+        if over_limit_challenge is not None:
+            return await self.challenges.serve(send, facts, over_limit_challenge, request_target(scope) or "/")
+        await send_page(send, refusal.status, refusal.title, refusal.message, refusal.headers())
+        return Outcome(refusal.status)
 
     async def challenge_for_front_proxy(self, scope: Scope, send: Send, started: float) -> None:
         """The challenge page for the request a front proxy describes (nginx `error_page 401` in auth mode): the
         original URI comes from X-Original-URI / X-Forwarded-Uri, as for the decision endpoint."""
-        facts = auth_request_facts(scope, Facts.from_scope(scope, self.proxies), self.proxies)
+        facts = auth_request_facts(scope, Facts.from_scope(scope, self.proxies), self.proxies, self.site_load.busy)
         signals, decision, _ = self.decide(facts)
         if decision.action is not Action.CHALLENGE:
             decision = Decision(Action.CHALLENGE, decision.rule, decision.reasons, decision.score)
@@ -285,6 +309,7 @@ class Gate:
             action = Action.ALLOW  # challenged, and let through on its pass token
         metrics.requests_total.labels(action.value, decision.rule, signals.agent_class).inc()
         metrics.request_duration.labels(action.value).observe(duration)
+        self.site_load.note(outcome.upstream_seconds)
         if outcome.upstream_seconds is not None:
             metrics.upstream_duration.observe(outcome.upstream_seconds)
         if outcome.error is not None:
@@ -309,14 +334,22 @@ class Gate:
         )
 
 
-def auth_request_facts(scope: Scope, facts: Facts, proxies: TrustedProxies) -> Facts:
+def auth_request_facts(scope: Scope, facts: Facts, proxies: TrustedProxies, site_busy: bool) -> Facts:
     """The original request's facts from the front proxy's headers (nginx X-Original-*, Traefik/Caddy X-Forwarded-*)."""
     headers = facts.headers
     method = headers.get("x-original-method") or headers.get("x-forwarded-method") or "GET"
     uri = headers.get("x-original-uri") or headers.get("x-forwarded-uri") or "/"
     parts = urlsplit(uri)
     who = proxies.resolve(facts.peer, headers.get("x-forwarded-for"), headers.get("x-real-ip"))
-    return Facts.build(scope, headers, who, method=method.upper(), path=unquote(parts.path or "/"), query=parts.query)
+    return Facts.build(
+        scope,
+        headers,
+        who,
+        method=method.upper(),
+        path=unquote(parts.path or "/"),
+        query=parts.query,
+        site_busy=site_busy,
+    )
 
 
 def build_app(settings: Settings) -> Gate:

@@ -1,6 +1,7 @@
 """`gate check`: explain what the policy decides for a request, without a server.
 
-One request from flags, or many as JSON lines ({"method", "url", "ip", "headers": {...}}) on standard input. Each
+One request from flags, or many as JSON lines ({"method", "url", "ip", "headers": {...}, "busy": false}) on
+standard input. Each
 answer is one JSON object per line; a request that cannot be read gets {"error": ...} and the rest go on.
 """
 
@@ -47,8 +48,9 @@ def scope_for(method: str, url: str, ip: str, headers: Iterable[tuple[str, str]]
     }
 
 
-def explain(policy: Policy, scope: dict[str, Any]) -> dict[str, Any]:
-    facts = Facts.from_scope(scope, NO_PROXIES)
+def explain(policy: Policy, scope: dict[str, Any], site_busy: bool = False) -> dict[str, Any]:
+    """The decision and why; `site_busy` evaluates rules matching `load:` as if the site were under load."""
+    facts = Facts.from_scope(scope, NO_PROXIES, site_busy)
     signals = policy.fingerprint(facts)
     decision = policy.evaluate(facts, signals)
     answer: dict[str, Any] = {
@@ -96,4 +98,4 @@ def explain_json_lines(policy: Policy, lines: Iterable[str]) -> Iterator[dict[st
         except (ValueError, UnicodeEncodeError) as error:
             yield {"line": number, "error": str(error)}
             continue
-        yield explain(policy, scope)
+        yield explain(policy, scope, request.get("busy") is True)

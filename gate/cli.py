@@ -1,4 +1,4 @@
-"""The `gate` command: serve, check, rules lint, keygen."""
+"""The `gate` command: serve, check, rules lint, keygen, bans."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def build_parser() -> Parser:
     check.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable")
     check.add_argument("--jsonl", metavar="-", help="read requests as JSON lines from standard input ('-')")
     check.add_argument("--rules", type=Path, help="rules file or directory (default: GATE_RULES or the shipped rules)")
+    check.add_argument("--busy", action="store_true", help="decide as if the site were busy (rules with load: busy)")
 
     rules = commands.add_parser("rules", help="work with rules files")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, parser_class=Parser)
@@ -59,12 +60,28 @@ def build_parser() -> Parser:
     replace = keygen.add_mutually_exclusive_group()
     replace.add_argument("--rotate", action="store_true", help="new signing key; keep the current one valid")
     replace.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    bans = commands.add_parser(
+        "bans",
+        help="list or lift bans",
+        description="List or lift the bans of a running gate (through its metrics listener, from this machine).",
+    )
+    bans.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        help="gate's metrics listener (default: GATE_METRICS_BIND or 127.0.0.1:9464)",
+    )
+    bans_commands = bans.add_subparsers(dest="bans_command", required=True, parser_class=Parser)
+    listing = bans_commands.add_parser("list", help="the banned addresses, longest ban first")
+    listing.add_argument("--json", action="store_true", help="print the JSON gate answers")
+    remove = bans_commands.add_parser("remove", help="lift the ban of an address (and forget its refusals)")
+    remove.add_argument("address", help="the banned IP address")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    commands = {"serve": run_serve, "check": run_check, "rules": run_lint, "keygen": run_keygen}
+    commands = {"serve": run_serve, "check": run_check, "rules": run_lint, "keygen": run_keygen, "bans": run_bans}
     return commands[arguments.command](arguments)
 
 
@@ -126,7 +143,7 @@ def run_check(arguments: argparse.Namespace) -> int:
     except BadRequest as error:
         print(f"gate: error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(explain(policy, scope), indent=2))
+    print(json.dumps(explain(policy, scope, arguments.busy), indent=2))
     return 0
 
 
@@ -165,6 +182,52 @@ def run_keygen(arguments: argparse.Namespace) -> int:
         print(f"gate: error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {path} (signing key {ring.signing.id}, {len(ring.keys)} key(s) accepted)")
+    return 0
+
+
+def run_bans(arguments: argparse.Namespace) -> int:
+    import json
+    from urllib.parse import quote
+
+    import httpx
+
+    from gate.config import parse_host_port
+
+    try:
+        admin = parse_host_port(arguments.admin or os.environ.get("GATE_METRICS_BIND") or "127.0.0.1:9464")
+    except ValueError as error:
+        print(f"gate: error: --admin: {error}", file=sys.stderr)
+        return 2
+    base = f"http://{admin}/bans"
+    try:
+        if arguments.bans_command == "remove":
+            answer = httpx.delete(f"{base}/{quote(arguments.address, safe='')}", timeout=10)
+        else:
+            answer = httpx.get(base, timeout=30)
+    except httpx.HTTPError as error:
+        print(f"gate: error: no answer from gate's metrics listener at {admin}: {error}", file=sys.stderr)
+        return 1
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {"error": f"unexpected answer (HTTP {answer.status_code}); is {admin} gate's metrics listener?"}
+    if arguments.bans_command == "remove":
+        if answer.status_code == 200:
+            print(f"lifted the ban of {body['address']}")
+            return 0
+        print(f"gate: error: {body.get('error') or arguments.address + ' is not banned'}", file=sys.stderr)
+        return 1
+    if answer.status_code != 200:
+        print(f"gate: error: {body.get('error')}", file=sys.stderr)
+        return 1
+    if arguments.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(f"{'ADDRESS':<40} {'LEFT':>8}  {'STRIKES':>7}  LIMIT")
+    for ban in body["bans"]:
+        left = f"{ban['seconds_left'] // 60}m{ban['seconds_left'] % 60:02d}s"
+        print(f"{ban['address']:<40} {left:>8}  {ban['strikes'] or '-':>7}  {ban['limit'] or '-'}")
+    print(f"{len(body['bans'])} banned", file=sys.stderr)
     return 0
 
 

@@ -16,9 +16,12 @@ from urllib.parse import urlsplit
 from gate.keys import load_keyring
 from gate.net import IPNetwork, parse_network
 from gate.policy import shipped_rules
+from gate.store import DEFAULT_TIMEOUT as DEFAULT_STORE_TIMEOUT
 from gate.store import memory_max_keys
+from gate.store.redis import sentinel_client
 
 Mode = Literal["proxy", "auth"]
+StoreFailure = Literal["open", "closed"]
 
 
 class ConfigError(Exception):
@@ -58,6 +61,8 @@ class Settings:
     metrics_bind: HostPort | None = HostPort("127.0.0.1", 9464)
     rules: Path = field(default_factory=lambda: shipped_rules())
     store: str = "memory://"
+    store_timeout: float = DEFAULT_STORE_TIMEOUT
+    store_failure: StoreFailure = "open"
     secret_file: Path | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
     workers: int = 1
@@ -147,13 +152,33 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (use true/false, yes/no, on/off or 1/0)")
 
 
+STORE_SCHEMES = ("memory", "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel", "unix")
+
+
 def parse_store(text: str) -> str:
     scheme = urlsplit(text).scheme
-    if scheme not in ("memory", "redis", "rediss", "redis+cluster", "unix"):
-        raise ValueError(f"{text!r}: expected memory://, redis://, rediss://, redis+cluster:// or unix://")
+    if scheme not in STORE_SCHEMES:
+        raise ValueError(f"{text!r}: expected one of " + ", ".join(f"{known}://" for known in STORE_SCHEMES))
     if scheme == "memory":
         memory_max_keys(text)
+    if scheme == "redis+sentinel":
+        sentinel_client(text)  # only parses: connections are made on first use
     return text
+
+
+def parse_store_timeout(text: str) -> float:
+    value = parse_seconds(text)
+    if value > 10:
+        raise ValueError(f"{value} s would let a slow store hold every request up: at most 10")
+    return value
+
+
+def parse_store_failure(text: str) -> StoreFailure:
+    if text == "open":
+        return "open"
+    if text == "closed":
+        return "closed"
+    raise ValueError(f"{text!r}: expected open or closed")
 
 
 def parse_existing_path(text: str) -> Path:
@@ -264,9 +289,25 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "--store",
         "GATE_STORE",
         "store",
-        "memory:// (default, one instance) or redis://, rediss://, redis+cluster:// shared by every instance",
+        "memory:// (default, one instance), or redis://, rediss://, redis+sentinel://, redis+cluster:// shared by all",
         parse_store,
         metavar="URL",
+    ),
+    Option(
+        "--store-timeout",
+        "GATE_STORE_TIMEOUT",
+        "store_timeout",
+        f"seconds a shared-store call may take before a fallback answers (default {DEFAULT_STORE_TIMEOUT:g})",
+        parse_store_timeout,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--store-failure",
+        "GATE_STORE_FAILURE",
+        "store_failure",
+        "while the shared store is down: open (default; limits counted per instance) or closed (503 instead)",
+        parse_store_failure,
+        metavar="MODE",
     ),
     Option(
         "--secret-file",

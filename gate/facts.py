@@ -24,9 +24,10 @@ class Facts:
     peer_trusted: bool
     user_agent: str
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", " (cookies with "; ")
+    site_busy: bool = False  # the site-wide load at the time of the request (gate.load), for `load: busy` rules
 
     @classmethod
-    def from_scope(cls, scope: Scope, proxies: TrustedProxies) -> Facts:
+    def from_scope(cls, scope: Scope, proxies: TrustedProxies, site_busy: bool = False) -> Facts:
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1").lower()
@@ -38,7 +39,7 @@ class Facts:
         client = scope.get("client")
         peer = client[0] if client else UNKNOWN_PEER
         who = proxies.resolve(peer, headers.get("x-forwarded-for"), headers.get("x-real-ip"))
-        return cls.build(scope, headers, who)
+        return cls.build(scope, headers, who, site_busy=site_busy)
 
     @classmethod
     def build(
@@ -49,6 +50,7 @@ class Facts:
         method: str | None = None,
         path: str | None = None,
         query: str | None = None,
+        site_busy: bool = False,
     ) -> Facts:
         """Facts for a request whose method, path or query may come from elsewhere (auth mode's headers)."""
         scheme = scope.get("scheme", "http")
@@ -70,6 +72,7 @@ class Facts:
             peer_trusted=who.peer_trusted,
             user_agent=headers.get("user-agent", ""),
             headers=headers,
+            site_busy=site_busy,
         )
 
 

@@ -69,8 +69,36 @@ throttled_total = Counter(
 )
 store_errors_total = Counter(
     "gate_store_errors_total",
-    "Store operations that failed (unreachable, timed out); gate went on without them (fail-open).",
+    "Shared-store calls that failed or timed out, by operation; the in-process fallback answered them.",
     ["operation"],
+)
+store_fallback = Gauge(
+    "gate_store_fallback",
+    "1 while the shared store is unreachable and an in-process fallback answers instead (counts are per instance).",
+    multiprocess_mode="max",
+)
+bans_total = Counter(
+    "gate_bans_total",
+    "Addresses banned after repeated rate-limit refusals, by the limit that refused last.",
+    ["limit"],
+)
+banned_requests_total = Counter(
+    "gate_banned_requests_total", "Requests refused because their address is banned (403 with Retry-After)."
+)
+site_requests_per_second = Gauge(
+    "gate_site_requests_per_second",
+    "Requests per second across every gate instance sharing the store, over the last 10 s.",
+    multiprocess_mode="max",
+)
+site_upstream_p90 = Gauge(
+    "gate_site_upstream_p90_seconds",
+    "The upstream's 90th-percentile response time across every instance over the last 10 s (NaN: too few).",
+    multiprocess_mode="max",
+)
+site_busy = Gauge(
+    "gate_site_busy",
+    "1 while the site counts as busy by the rules' load: thresholds (rules matching load: busy apply).",
+    multiprocess_mode="max",
 )
 rules_reloads_total = Counter(
     "gate_rules_reloads_total",

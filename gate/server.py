@@ -28,6 +28,7 @@ from uvicorn.supervisors import Multiprocess
 from gate.app import build_app
 from gate.config import HostPort, Settings
 from gate.keys import write_key_file
+from gate.store import Store
 
 log = logging.getLogger("gate")
 
@@ -66,12 +67,12 @@ def public_config(settings: Settings) -> uvicorn.Config:
     )
 
 
-def admin_server(settings: Settings) -> EmbeddedServer | None:
+def admin_server(settings: Settings, shared_store: Store | None = None) -> EmbeddedServer | None:
     if settings.metrics_bind is None:
         return None
     from gate.admin import build_admin_app
 
-    return EmbeddedServer(uvicorn_config(build_admin_app(settings), settings.metrics_bind, settings))
+    return EmbeddedServer(uvicorn_config(build_admin_app(settings, shared_store), settings.metrics_bind, settings))
 
 
 def serve(settings: Settings) -> None:
@@ -83,8 +84,9 @@ def serve(settings: Settings) -> None:
 
 
 async def serve_single(settings: Settings) -> None:
-    public = EmbeddedServer(public_config(settings))
-    admin = admin_server(settings)
+    app = build_app(settings)
+    public = EmbeddedServer(uvicorn_config(app, settings.bind, settings))
+    admin = admin_server(settings, app.store)  # one process: the admin listener sees the app's own store
     loop = asyncio.get_running_loop()
 
     def stop(signum: int) -> None:

@@ -1,88 +1,173 @@
-"""Rate limits on top of the store: which quotas a request is charged against, and what a refusal looks like.
+"""Rate limits on top of the store: which quotas a request is charged against, what a refusal looks like, and how
+repeated refusals escalate to a temporary ban of the client's address.
 
 One request is charged against every limit that applies (the rule's own and the policy's guards), for every
-subject each limit counts by, in one atomic store call. When the store cannot answer, the request goes through
-(fail-open) and a metric says so.
+subject each limit counts by, in one store call that also checks the address's ban. Keys of one client share a
+Redis Cluster hash tag (its network), so that call stays atomic in a cluster too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from gate import metrics
 from gate.facts import Facts
 from gate.fingerprint import Signals
-from gate.policy.model import Limit
-from gate.store import Quota, Store, StoreError
+from gate.policy.model import Bans, Limit
+from gate.store import Quota, Store
 
 log = logging.getLogger("gate.throttle")
-WARN_EVERY_SECONDS = 60.0
+STRIKE_WINDOW = 600.0  # seconds refusals are remembered when the policy bans nobody (they still raise difficulty)
+UNAVAILABLE_RETRY = 5  # Retry-After when the store is down and gate fails closed
+BAN_PREFIX = "ban:"
+
+Reason = Literal["limit", "ban", "unavailable"]
+PAGES: dict[Reason, tuple[int, str, str]] = {
+    "limit": (
+        429,
+        "Too many requests",
+        "This client is asking for pages faster than this site allows. Please slow down.",
+    ),
+    "ban": (
+        403,
+        "Temporarily blocked",
+        "This address went over this site's limits again and again, and is blocked for a while.",
+    ),
+    "unavailable": (
+        503,
+        "Service unavailable",
+        "This site cannot check its limits right now. Please try again shortly.",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """The limit that refused a request, and when to come back."""
+    """Why a request was refused, and when to come back."""
 
-    limit: Limit
+    reason: Reason
     retry_after: float
-    remaining: int
+    limit: Limit | None = None  # reason "limit": the limit that waits longest
+    remaining: int = 0
+    strikes: int = 0  # refusals of this address within the strike window, this one included
+
+    @property
+    def status(self) -> int:
+        return PAGES[self.reason][0]
+
+    @property
+    def title(self) -> str:
+        return PAGES[self.reason][1]
+
+    @property
+    def message(self) -> str:
+        return PAGES[self.reason][2]
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        """Retry-After and the IETF RateLimit / RateLimit-Policy fields (Structured Fields)."""
+        """Retry-After, and for a limit the IETF RateLimit / RateLimit-Policy fields (Structured Fields)."""
         seconds = max(1, math.ceil(self.retry_after))
-        name = self.limit.name
-        policy = f'"{name}";q={self.limit.rate};w={max(1, round(self.limit.period))}'
-        return [
-            (b"retry-after", str(seconds).encode()),
-            (b"ratelimit-policy", policy.encode()),
-            (b"ratelimit", f'"{name}";r={self.remaining};t={seconds}'.encode()),
-        ]
+        fields = [(b"retry-after", str(seconds).encode())]
+        if self.limit is not None:
+            name = self.limit.name
+            policy = f'"{name}";q={self.limit.rate};w={max(1, round(self.limit.period))}'
+            fields += [
+                (b"ratelimit-policy", policy.encode()),
+                (b"ratelimit", f'"{name}";r={self.remaining};t={seconds}'.encode()),
+            ]
+        return fields
 
 
-def subject(per: str, facts: Facts, signals: Signals) -> str:
-    if per == "ip":
-        return facts.ip
+def client_tag(prefix: str) -> str:
+    """The Redis Cluster hash tag of every key about one client: its network, so they share a slot."""
+    return "{" + prefix + "}"
+
+
+def quota_key(limit: Limit, per: str, facts: Facts, signals: Signals, pass_id: str | None) -> str:
+    if per == "ip" or (per == "pass" and pass_id is None):  # a client without a pass is counted by its address
+        return f"rl:{limit.name}:ip:{client_tag(facts.prefix)}{facts.ip}"
+    if per == "pass":
+        return f"rl:{limit.name}:pass:{client_tag(facts.prefix)}{pass_id}"
     if per == "network":
-        return facts.prefix
+        return f"rl:{limit.name}:network:{client_tag(facts.prefix)}"
     if per == "agent":
-        return signals.agent_name or f"class:{signals.agent_class}"
-    return "-"  # site: every request together
+        return f"rl:{limit.name}:agent:{{{signals.agent_name or 'class:' + signals.agent_class}}}"
+    return f"rl:{limit.name}:{{site}}"  # site: every request together
+
+
+def ban_key(ip: str, prefix: str) -> str:
+    return f"{BAN_PREFIX}{client_tag(prefix)}{ip}"
+
+
+def strike_key(ip: str, prefix: str) -> str:
+    return f"strikes:{client_tag(prefix)}{ip}"
+
+
+def banned_address(key: str) -> str:
+    """The address a ban key (as `ban_key` writes it) is about."""
+    return key.rpartition("}")[2]
 
 
 class Throttle:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, fail_closed: bool = False) -> None:
         self.store = store
-        self._warned = 0.0
+        self.fail_closed = fail_closed
 
-    async def charge(self, limits: Sequence[Limit], facts: Facts, signals: Signals) -> Refusal | None:
-        """Charge one request; the refusal of the limit that waits longest, or None when every limit allows it."""
-        if not limits:
+    async def charge(
+        self,
+        limits: Sequence[Limit],
+        facts: Facts,
+        signals: Signals,
+        bans: Bans | None,
+        pass_id: str | None = None,
+    ) -> Refusal | None:
+        """Charge one request; None when it may go on, else the refusal that waits longest."""
+        if not limits and bans is None:
             return None
         charged = [
-            (limit, Quota(f"rl:{limit.name}:{per}:{subject(per, facts, signals)}", limit.interval, limit.burst))
+            (limit, Quota(quota_key(limit, per, facts, signals, pass_id), limit.interval, limit.burst))
             for limit in limits
             for per in limit.per
         ]
-        try:
-            verdicts = await self.store.rate_limit([quota for _, quota in charged])
-        except StoreError as error:
-            metrics.store_errors_total.labels("rate_limit").inc()
-            now = time.monotonic()
-            if now - self._warned > WARN_EVERY_SECONDS:
-                self._warned = now
-                log.warning("store unavailable, letting requests through unthrottled: %s", error)
-            return None
+        answer = await self.store.rate_limit(
+            [quota for _, quota in charged], ban_key(facts.ip, facts.prefix) if bans else None
+        )
+        if self.fail_closed and self.store.degraded:
+            return Refusal("unavailable", UNAVAILABLE_RETRY)
+        if answer.banned_for > 0:
+            metrics.banned_requests_total.inc()
+            return Refusal("ban", answer.banned_for)
         refusals = [
-            Refusal(limit, verdict.retry_after, verdict.remaining)
-            for (limit, _), verdict in zip(charged, verdicts, strict=True)
-            if not verdict.allowed
+            (limit, verdict) for (limit, _), verdict in zip(charged, answer.each, strict=True) if not verdict.allowed
         ]
         if not refusals:
             return None
-        refusal = max(refusals, key=lambda refused: refused.retry_after)
-        metrics.throttled_total.labels(refusal.limit.name, signals.agent_class).inc()
-        return refusal
+        limit, verdict = max(refusals, key=lambda refused: refused[1].retry_after)
+        metrics.throttled_total.labels(limit.name, signals.agent_class).inc()
+        strikes = await self.strike(facts, limit, bans)
+        return Refusal("limit", verdict.retry_after, limit, verdict.remaining, strikes)
+
+    async def strike(self, facts: Facts, limit: Limit, bans: Bans | None) -> int:
+        """Count a refusal against the address; the count reaching the policy's `bans.after` bans it."""
+        window = bans.window if bans else STRIKE_WINDOW
+        strikes = await self.store.incr(strike_key(facts.ip, facts.prefix), window)
+        if bans is not None and strikes >= bans.after:
+            record = json.dumps({"limit": limit.name, "strikes": strikes, "at": round(time.time())})
+            if await self.store.set(
+                ban_key(facts.ip, facts.prefix), record.encode(), bans.duration, only_if_absent=True
+            ):
+                metrics.bans_total.labels(limit.name).inc()
+                log.warning(
+                    "banned %s for %g s after %d refusals within %g s (last by limit %s)",
+                    facts.ip,
+                    bans.duration,
+                    strikes,
+                    window,
+                    limit.name,
+                )
+        return strikes

@@ -12,6 +12,8 @@ import pytest
 from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import TEST_LOCATIONS, Nginx, start_nginx
 from tests.support.ports import free_port, stop, wait_for_port
+from tests.support.redis_cluster import redis_cluster
+from tests.support.redis_sentinel import redis_sentinel
 from tests.support.redis_server import redis_server
 
 FIXTURES = Path(__file__).parent / "data" / "site"
@@ -30,6 +32,24 @@ def redis_url(services_dir: Path) -> Iterator[str]:
         yield os.environ["GATE_TEST_REDIS_URL"]
         return
     with redis_server(services_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(services_dir: Path) -> Iterator[str]:
+    """Three local redis-server nodes in one Redis Cluster."""
+    directory = services_dir / "cluster"
+    directory.mkdir(exist_ok=True)
+    with redis_cluster(directory) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_url(services_dir: Path) -> Iterator[str]:
+    """A Redis primary behind a Sentinel that names it."""
+    directory = services_dir / "sentinel"
+    directory.mkdir(exist_ok=True)
+    with redis_sentinel(directory) as url:
         yield url
 
 

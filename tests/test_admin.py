@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from gate.admin import build_admin_app
+from gate.config import Settings, parse_upstream
+from gate.store import MemoryStore
+from gate.throttle import ban_key
 from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import Nginx
 from tests.support.ports import free_port
@@ -109,3 +115,50 @@ def test_request_log_line_explains_the_decision(gate: GateProcess) -> None:
     assert isinstance(line["upstream_ms"], float)
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", line["time"])
     assert "secret" not in str(line)  # query strings can carry tokens: they stay out of the log
+
+
+async def call_admin(app: Any, method: str, path: str, client: str) -> tuple[int, Any]:
+    """One request straight into the admin ASGI app, from the given peer address."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": (client, 40000),
+        "server": ("127.0.0.1", 9464),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    body = b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)
+
+
+async def test_bans_are_listed_and_lifted_from_this_machine_only() -> None:
+    store = MemoryStore()
+    app = build_admin_app(Settings(upstream=parse_upstream("http://127.0.0.1:9")), store)
+    await store.set(ban_key("203.0.113.7", "203.0.113.0/24"), b'{"limit": "per-client", "strikes": 12}', 600)
+    assert (await call_admin(app, "GET", "/bans", "192.0.2.1"))[0] == 403
+    assert (await call_admin(app, "DELETE", "/bans/203.0.113.7", "192.0.2.1"))[0] == 403
+    status, listed = await call_admin(app, "GET", "/bans", "127.0.0.1")
+    assert status == 200
+    assert [(ban["address"], ban["limit"], ban["strikes"]) for ban in listed["bans"]] == [
+        ("203.0.113.7", "per-client", 12)
+    ]
+    assert (await call_admin(app, "DELETE", "/bans/not-an-address", "::1"))[0] == 400
+    assert await call_admin(app, "DELETE", "/bans/203.0.113.7", "::1") == (
+        200,
+        {"address": "203.0.113.7", "removed": True},
+    )
+    assert (await call_admin(app, "GET", "/bans", "127.0.0.1"))[1] == {"bans": []}

@@ -107,14 +107,22 @@ class ChallengeService:
 
     # --- on challenged requests -------------------------------------------------------------------------------
 
+    def pass_token(self, facts: Facts, now: float) -> PassToken | None:
+        """The client's pass token, when it holds one that is genuine, unexpired and bound to this client."""
+        text = cookie_value(facts)
+        token = PassToken.open(self.keys, text) if text is not None else None
+        return token if token is not None and token.valid_for(facts, now) else None
+
+    def pass_id(self, facts: Facts) -> str | None:
+        """The id of the client's valid pass token, for limits counted `per: pass`."""
+        token = self.pass_token(facts, time.time())
+        return token.id if token is not None else None
+
     async def admits(self, facts: Facts, decision: Decision) -> bool:
         """Does the client hold a pass, earned at this difficulty or above, with budget left?"""
-        text = cookie_value(facts)
-        if text is None:
-            return False
         now = time.time()
-        token = PassToken.open(self.keys, text)
-        if token is None or not token.valid_for(facts, now) or token.level < self.base_difficulty(decision):
+        token = self.pass_token(facts, now)
+        if token is None or token.level < self.base_difficulty(decision):
             return False
         try:
             used = await self.store.incr(f"pass:{token.id}", ttl=max(1.0, token.expires - now))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gate.facts import Facts
 from gate.fingerprint import Fingerprinter, Signals
-from gate.policy.model import Action, Decision, Effect, Limit, Rule, Threshold
+from gate.policy.model import Action, Bans, Decision, Effect, Limit, LoadThresholds, Rule, Threshold
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class Policy:
     guards: tuple[Limit, ...]  # charged for every request gate lets through
     files: tuple[Path, ...]  # every file read, for reloading when one changes
     version: str  # hash of those files' contents
+    bans: Bans | None = None  # escalation of repeated limit refusals to a ban of the address
+    load: LoadThresholds | None = None  # when the site counts as busy (the `load` match condition)
 
     def fingerprint(self, facts: Facts) -> Signals:
         return self.fingerprinter(facts)

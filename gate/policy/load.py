@@ -25,7 +25,17 @@ from gate.fingerprint.headers import SIGNAL_WEIGHTS
 from gate.net import IPNetwork, NetworkIndex, hostname, parse_network
 from gate.policy import shipped_rules
 from gate.policy.engine import Policy
-from gate.policy.model import LIMIT_SUBJECTS, Action, Condition, Effect, Limit, Rule, Threshold
+from gate.policy.model import (
+    LIMIT_SUBJECTS,
+    Action,
+    Bans,
+    Condition,
+    Effect,
+    Limit,
+    LoadThresholds,
+    Rule,
+    Threshold,
+)
 from gate.policy.source import LineDict, LineList, Problem, RulesError, Section, read_yaml
 
 SHIPPED_PREFIX = "shipped:"
@@ -35,8 +45,12 @@ PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h":
            "day": 86400}  # fmt: skip
 MATCH_KEYS = (
     "agent_class", "agent", "user_agent", "path", "path_regex", "method", "host", "header", "query", "network",
-    "cidr", "verified", "signal", "any", "all", "not",
+    "cidr", "verified", "signal", "load", "any", "all", "not",
 )  # fmt: skip
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+MAX_BAN_SECONDS = 30 * 86400
+DEFAULT_HOLD = 120.0  # seconds the site stays busy after the last busy measurement
 
 
 def entry_file(path: Path) -> Path:
@@ -56,6 +70,8 @@ class _Collected:
     weights: dict[str, tuple[float, str]] = field(default_factory=dict)  # name -> (weight, file:line)
     limits: dict[str, Limit] = field(default_factory=dict)
     guards: list[tuple[str, str]] | None = None  # (limit name, file:line) charged on every forwarded request
+    bans: Bans | None = None
+    load: LoadThresholds | None = None
     thresholds: list[Threshold] | None = None
     default: tuple[Effect, str] | None = None
     files: list[Path] = field(default_factory=list)
@@ -87,6 +103,8 @@ def load_policy(path: Path) -> Policy:
         guards=tuple(collected.limits[name] for name, _ in collected.guards or []),
         files=tuple(dict.fromkeys(collected.files)),
         version=_version(collected.files),
+        bans=collected.bans,
+        load=collected.load,
     )
 
 
@@ -149,6 +167,8 @@ def _read_file(
     _read_fingerprints(document, collected)
     _read_weights(document, collected)
     _read_limits(document, collected)
+    _read_bans(document, collected)
+    _read_load(document, collected)
     if document.has("guards") and collected.guards is None:
         guards_source = f"{file}:{document.line_of('guards')}"
         collected.guards = [(name, guards_source) for name in document.strings("guards")]
@@ -278,6 +298,51 @@ def parse_rate(value: Any) -> tuple[int, float]:
     if not match or int(match.group(1)) < 1:
         raise ValueError(f"{value!r}: expected a rate like 120/min (per s, min, h or day)")
     return int(match.group(1)), float(PERIODS[match.group(2)])
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number (seconds) or text like 800ms, 30s, 10m, 1h, 1d."""
+    match = DURATION.match(str(value)) if not isinstance(value, bool) else None
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"{value!r}: expected a duration like 30s, 10m, 1h or 800ms")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+
+
+def _read_bans(document: Section, collected: _Collected) -> None:
+    """`bans: {after: N, window: 10m, duration: 1h}`; the first file that has the section decides."""
+    section = document.child("bans")
+    if section is None:
+        return
+    after = section.get("after", int, 0)
+    window = section.parsed("window", parse_duration)
+    duration = section.parsed("duration", parse_duration)
+    if after < 1:
+        section.problem("after" if section.has("after") else None, "bans: after must be a whole number of at least 1")
+    for key, value in (("window", window), ("duration", duration)):
+        if not section.has(key):
+            section.problem(None, f"bans: needs a {key}, like {key}: 10m")
+        elif value is not None and value > MAX_BAN_SECONDS:
+            section.problem(key, f"bans: {key} is at most 30 days")
+    section.finish()
+    if collected.bans is None and after >= 1 and window and duration and max(window, duration) <= MAX_BAN_SECONDS:
+        collected.bans = Bans(after, window, duration)
+
+
+def _read_load(document: Section, collected: _Collected) -> None:
+    """`load: {requests: 300/s, upstream_p90: 1s, hold: 2m}`: when the site counts as busy."""
+    section = document.child("load")
+    if section is None:
+        return
+    requests = section.parsed("requests", parse_rate)
+    upstream_p90 = section.parsed("upstream_p90", parse_duration)
+    hold = section.parsed("hold", parse_duration)
+    if not section.has("requests") and not section.has("upstream_p90"):
+        section.problem(None, "load: needs requests (like 300/s), upstream_p90 (like 1s), or both")
+    section.finish()
+    if collected.load is None:
+        collected.load = LoadThresholds(
+            requests[0] / requests[1] if requests else None, upstream_p90, hold if hold is not None else DEFAULT_HOLD
+        )
 
 
 def _read_limits(document: Section, collected: _Collected) -> None:
@@ -457,6 +522,8 @@ class _Compiler:
             return Condition(f"verified is {str(wanted).lower()}", lambda _, signals: signals.verified is wanted)
         if key in ("header", "query"):
             return self.mapping_condition(key, section)
+        if key == "load":
+            return self.load_condition(section)
         values = section.strings(key)
         if not values:
             section.problem(key, f"{key}: needs at least one value")
@@ -527,6 +594,17 @@ class _Compiler:
             wanted = frozenset(values)
             return Condition(f"signal {shown}", lambda _, signals: not wanted.isdisjoint(signals.names))
         raise AssertionError(key)  # MATCH_KEYS and the branches above list the same keys
+
+    def load_condition(self, section: Section) -> Condition | None:
+        """`load: busy` or `load: calm`, as the policy's `load:` thresholds define busy."""
+        wanted = section.get("load", str, "")
+        if wanted not in ("busy", "calm"):
+            section.problem("load", f"load: {wanted!r}: expected busy or calm")
+            return None
+        if self.collected.load is None:
+            section.problem("load", "load: needs a load: section saying when the site is busy (requests, upstream_p90)")
+        busy = wanted == "busy"
+        return Condition(f"site is {wanted}", lambda facts, _: facts.site_busy is busy)
 
     def mapping_condition(self, key: str, section: Section) -> Condition | None:
         """`header:` / `query:` as name -> true (present), false (absent) or a regex the value must match."""

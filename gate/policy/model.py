@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-LIMIT_SUBJECTS = ("ip", "network", "agent", "site")
+LIMIT_SUBJECTS = ("ip", "network", "pass", "agent", "site")
 
 if TYPE_CHECKING:
     from gate.facts import Facts
@@ -87,7 +87,7 @@ class Threshold:
 @dataclass(frozen=True, slots=True)
 class Limit:
     """A named rate limit: `rate` requests per `period` seconds, with bursts of up to `burst`, counted separately
-    for each value of every `per` subject (ip, network, agent, site), all in one atomic charge."""
+    for each value of every `per` subject (ip, network, pass, agent, site), all in one atomic charge."""
 
     name: str
     rate: int
@@ -99,3 +99,24 @@ class Limit:
     @property
     def interval(self) -> float:
         return self.period / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class Bans:
+    """Escalation: `after` refusals by rate limits within `window` seconds ban the client's address for
+    `duration` seconds."""
+
+    after: int
+    window: float
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoadThresholds:
+    """When the site counts as busy, for rules matching `load: busy`: more than `requests_per_second` across every
+    instance, or an upstream 90th-percentile response time above `upstream_p90` seconds. It stays busy for `hold`
+    seconds after the last busy measurement, so rules do not flap."""
+
+    requests_per_second: float | None
+    upstream_p90: float | None
+    hold: float

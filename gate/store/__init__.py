@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from gate.store.base import Quota, Store, StoreError, Verdict
+from gate.store.base import Quota, Store, StoreError, StoreUnavailable, Verdict, Verdicts
+from gate.store.fallback import FallbackStore
 from gate.store.memory import MemoryStore
 from gate.store.redis import RedisStore
 
-__all__ = ["MemoryStore", "Quota", "RedisStore", "Store", "StoreError", "Verdict", "open_store"]
+__all__ = [
+    "FallbackStore",
+    "MemoryStore",
+    "Quota",
+    "RedisStore",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "Verdict",
+    "Verdicts",
+    "open_store",
+]
+DEFAULT_TIMEOUT = 0.025  # seconds a shared-store call may take before the in-process fallback answers
 
 
 def memory_max_keys(url: str) -> int:
@@ -25,7 +38,8 @@ def memory_max_keys(url: str) -> int:
     return max_keys
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, timeout: float = DEFAULT_TIMEOUT) -> Store:
+    """The embedded store for memory://; a Redis behind a deadline and an in-process fallback for the others."""
     if urlsplit(url).scheme == "memory":
         return MemoryStore(max_keys=memory_max_keys(url))
-    return RedisStore.from_url(url)
+    return FallbackStore(RedisStore.from_url(url), timeout)

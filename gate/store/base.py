@@ -5,13 +5,17 @@ Every key has a time to live: nothing a client causes can grow the store forever
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 
 class StoreError(Exception):
-    """The store could not answer (unreachable, timed out, refused)."""
+    """The store refused a call (e.g. a key holding the wrong kind of value)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or did not answer in time: a fallback may answer instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,15 @@ class Verdict:
     reset_after: float  # seconds until the quota is full again
 
 
+@dataclass(frozen=True, slots=True)
+class Verdicts:
+    """One charge's answer: a verdict per quota, or, when the client is banned, the seconds left on its ban (and
+    then nothing is charged and `each` is empty)."""
+
+    each: list[Verdict]
+    banned_for: float = 0.0
+
+
 class Store(Protocol):
     async def get(self, key: str) -> bytes | None:
         """The value, or None when absent or expired."""
@@ -50,9 +63,26 @@ class Store(Protocol):
     async def ttl(self, key: str) -> float | None:
         """Seconds left to live, or None when the key is absent."""
 
-    async def rate_limit(self, quotas: Sequence[Quota]) -> list[Verdict]:
-        """Charge one request against every quota, atomically and in one round trip: when any quota refuses,
-        none is charged (a refused request costs the client nothing). Each key lives until its quota is full."""
+    async def rate_limit(self, quotas: Sequence[Quota], ban_key: str | None = None) -> Verdicts:
+        """Charge one request against every quota, in one round trip: when any quota refuses, none is charged (a
+        refused request costs the client nothing). With a ban_key that exists, nothing is charged and the ban's
+        time left is returned. Each key lives until its quota is full.
+
+        Atomic across keys that share a Redis Cluster hash slot (gate tags every key of one client alike); in a
+        cluster, keys in other slots are charged in the same round trip, in parallel, but not atomically."""
+
+    async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
+        """Up to `limit` live keys starting with prefix, as (key, value, seconds left)."""
+
+    async def add_counts(self, key: str, counts: Mapping[str, int], ttl: float) -> None:
+        """Add to the named counters of a hash, which then lives ttl seconds from now."""
+
+    async def get_counts(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        """The counters of each hash, in one round trip ({} for an absent key)."""
+
+    @property
+    def degraded(self) -> bool:
+        """True while a fallback answers instead of the shared store."""
 
     async def ping(self) -> None:
         """Raise StoreError when the store is not reachable."""

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from gate.store.base import Quota, StoreError, Verdict
+from gate.store.base import Quota, StoreError, Verdicts
 from gate.store.gcra import charge
+
+Value = bytes | int | dict[str, int]  # a string, a counter or a hash of counters
 
 
 class MemoryStore:
+    degraded = False
+
     DEFAULT_MAX_KEYS = 100_000
 
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:
         if max_keys < 1:
             raise ValueError("max_keys must be at least 1")
         self.max_keys = max_keys
-        self._entries: OrderedDict[str, tuple[bytes | int, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Value, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _live(self, key: str, now: float) -> tuple[bytes | int, float] | None:
+    def _live(self, key: str, now: float) -> tuple[Value, float] | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -32,7 +36,7 @@ class MemoryStore:
         self._entries.move_to_end(key)
         return entry
 
-    def _put(self, key: str, value: bytes | int, expires_at: float) -> None:
+    def _put(self, key: str, value: Value, expires_at: float) -> None:
         self._entries[key] = (value, expires_at)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_keys:
@@ -42,8 +46,7 @@ class MemoryStore:
         entry = self._live(key, time.monotonic())
         if entry is None:
             return None
-        value = entry[0]
-        return str(value).encode() if isinstance(value, int) else value
+        return _as_bytes(key, entry[0])
 
     async def set(self, key: str, value: bytes, ttl: float, *, only_if_absent: bool = False) -> bool:
         now = time.monotonic()
@@ -60,7 +63,7 @@ class MemoryStore:
             return amount
         current, expires_at = entry
         try:
-            value = (int(current) if isinstance(current, bytes) else current) + amount
+            value = int(_as_bytes(key, current)) + amount
         except ValueError as error:
             raise StoreError(f"{key!r} does not hold a counter") from error
         self._put(key, value, expires_at)
@@ -75,8 +78,10 @@ class MemoryStore:
         entry = self._live(key, now)
         return None if entry is None else entry[1] - now
 
-    async def rate_limit(self, quotas: Sequence[Quota]) -> list[Verdict]:
+    async def rate_limit(self, quotas: Sequence[Quota], ban_key: str | None = None) -> Verdicts:
         moment = time.monotonic()
+        if ban_key is not None and (ban := self._live(ban_key, moment)) is not None:
+            return Verdicts([], ban[1] - moment)
         now = int(moment * 1000)
         stored = []
         for quota in quotas:
@@ -85,10 +90,44 @@ class MemoryStore:
         verdicts, new_tats = charge(quotas, stored, now)
         for quota, tat in zip(quotas, new_tats or [], strict=False):
             self._put(quota.key, tat, moment + (tat - now) / 1000)
-        return verdicts
+        return Verdicts(verdicts)
+
+    async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
+        now = time.monotonic()
+        found: list[tuple[str, bytes, float]] = []
+        for key, (value, expires_at) in list(self._entries.items()):
+            if len(found) >= limit:
+                break
+            if key.startswith(prefix) and expires_at > now:
+                found.append((key, _as_bytes(key, value), expires_at - now))
+        return found
+
+    async def add_counts(self, key: str, counts: Mapping[str, int], ttl: float) -> None:
+        now = time.monotonic()
+        entry = self._live(key, now)
+        if entry is None or not isinstance(entry[0], dict):
+            self._put(key, dict(counts), now + ttl)
+            return
+        for name, amount in counts.items():
+            entry[0][name] = entry[0].get(name, 0) + amount
+
+    async def get_counts(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        now = time.monotonic()
+        found = []
+        for key in keys:
+            entry = self._live(key, now)
+            found.append(dict(entry[0]) if entry is not None and isinstance(entry[0], dict) else {})
+        return found
 
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         self._entries.clear()
+
+
+def _as_bytes(key: str, value: Value) -> bytes:
+    """A string or counter as Redis would return it; a hash is no string (Redis answers WRONGTYPE)."""
+    if isinstance(value, dict):
+        raise StoreError(f"{key!r} holds counters, not a value")
+    return str(value).encode() if isinstance(value, int) else value

@@ -5,14 +5,16 @@ Keys are prefixed with `gate:` so gate can share a Redis with other users; every
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 
-from gate.store.base import Quota, StoreError, Verdict
+from gate.store.base import Quota, StoreError, StoreUnavailable, Verdict, Verdicts
 from gate.store.gcra import milliseconds
 
 T = TypeVar("T")
@@ -32,35 +34,45 @@ return value
 
 
 # GCRA over several keys, atomically, on the server's clock (every gate instance sees the same time): the same
-# arithmetic as gate.store.gcra. ARGV holds interval_ms and burst per key. Returns per key
-# {allowed, remaining, retry_ms, reset_ms}; when any key refuses, no key is written.
+# arithmetic as gate.store.gcra. ARGV[1] is 1 when KEYS[1] is the client's ban key; then ARGV holds interval_ms and
+# burst per quota key. Returns {banned_ms, verdict...} with a verdict {allowed, remaining, retry_ms, reset_ms} per
+# quota; a ban (banned_ms > 0) or any refusal writes nothing.
 RATE_LIMIT = """
 if redis.replicate_commands then redis.replicate_commands() end
+local first = 1
+if ARGV[1] == '1' then
+    local banned = redis.call('PTTL', KEYS[1])
+    if banned > 0 then return {banned} end
+    first = 2
+end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local verdicts, new_tats, allowed = {}, {}, true
-for i = 1, #KEYS do
-    local interval = tonumber(ARGV[2 * i - 1])
-    local tolerance = interval * tonumber(ARGV[2 * i])
+local reply, new_tats, allowed = {0}, {}, true
+for i = first, #KEYS do
+    local q = i - first + 1
+    local interval = tonumber(ARGV[2 * q])
+    local tolerance = interval * tonumber(ARGV[2 * q + 1])
     local tat = tonumber(redis.call('GET', KEYS[i])) or now
     if tat < now then tat = now end
     local new_tat = tat + interval
     local ahead = new_tat - now
     if ahead > tolerance then
         allowed = false
-        verdicts[i] = {0, 0, ahead - tolerance, ahead - interval}
+        reply[q + 1] = {0, 0, ahead - tolerance, ahead - interval}
     else
-        verdicts[i] = {1, math.floor((tolerance - ahead) / interval), 0, ahead}
+        reply[q + 1] = {1, math.floor((tolerance - ahead) / interval), 0, ahead}
     end
     new_tats[i] = new_tat
 end
 if allowed then
-    for i = 1, #KEYS do
+    for i = first, #KEYS do
         redis.call('SET', KEYS[i], new_tats[i], 'PX', math.max(1, new_tats[i] - now))
     end
 end
-return verdicts
+return reply
 """
+SCAN_BATCH = 1000
+GLOB_SPECIAL = re.compile(r"[\\*?\[\]]")
 
 
 def _with_default_timeouts(url: str) -> str:
@@ -71,26 +83,69 @@ def _with_default_timeouts(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def sentinel_client(url: str) -> tuple[Any, list[Any]]:
+    """redis+sentinel://[:password@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]: the primary the sentinels name, found
+    again by asking them after every failover. Returns the client and the sentinels' own clients (to close)."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    sentinels = []
+    for address in hosts.split(","):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{url!r}: expected sentinels as HOST:PORT[,HOST:PORT...]")
+        sentinels.append((host.strip("[]"), int(port)))
+    service, _, db = parts.path.strip("/").partition("/")
+    if not service:
+        raise ValueError(f"{url!r}: name the monitored service, like redis+sentinel://HOST:PORT/mymaster")
+    options = dict(parse_qsl(parts.query))
+    timeouts: dict[str, Any] = {name: float(options.get(name, value)) for name, value in DEFAULT_TIMEOUTS.items()}
+    sentinel = aioredis.Sentinel(sentinels, sentinel_kwargs=timeouts, **timeouts)  # type: ignore[no-untyped-call]
+    client = sentinel.master_for(service, db=int(db or 0), password=parts.password, **timeouts)
+    return client, list(sentinel.sentinels)
+
+
 class RedisStore:
-    def __init__(self, client: Any) -> None:
+    degraded = False  # no fallback of its own: FallbackStore adds one
+
+    def __init__(self, client: Any, sentinels: Sequence[Any] = ()) -> None:
         self._client = client
+        self._sentinels = sentinels
+        self._cluster = isinstance(client, aioredis.RedisCluster)
+        self._started = not self._cluster
+        self._starting = asyncio.Lock()
         self._incr = client.register_script(INCR_WITH_TTL)
         self._rate_limit = client.register_script(RATE_LIMIT)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
+        scheme = urlsplit(url).scheme
+        if scheme == "redis+sentinel":
+            return cls(*sentinel_client(url))
         url = _with_default_timeouts(url)
-        if url.startswith("redis+cluster://"):
-            client: Any = aioredis.RedisCluster.from_url("redis://" + url[len("redis+cluster://") :])
-        else:
-            client = aioredis.Redis.from_url(url)
-        return cls(client)
+        if scheme in ("redis+cluster", "rediss+cluster"):
+            plain = scheme.removesuffix("+cluster") + url[len(scheme) :]
+            return cls(aioredis.RedisCluster.from_url(plain))
+        return cls(aioredis.Redis.from_url(url))
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         try:
+            if not self._started:
+                await self._start_cluster()
             return await operation()
-        except (RedisError, OSError) as error:
+        except ResponseError as error:
+            if isinstance(error, ReadOnlyError):  # a replica during a failover: the primary will be back
+                raise StoreUnavailable(f"redis: {error}") from error
             raise StoreError(f"redis: {error}") from error
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"redis: {error or type(error).__name__}") from error
+
+    async def _start_cluster(self) -> None:
+        """Learn the cluster's slots once, before any command: redis-py's RedisCluster (8.1) sends some commands
+        twice when many arrive before it has (50 concurrent INCRs counted 52)."""
+        async with self._starting:
+            if not self._started:
+                await self._client.initialize()
+                self._started = True
 
     async def get(self, key: str) -> bytes | None:
         value: bytes | None = await self._call(lambda: self._client.get(KEY_PREFIX + key))
@@ -114,21 +169,89 @@ class RedisStore:
         milliseconds = await self._call(lambda: self._client.pttl(KEY_PREFIX + key))
         return None if milliseconds < 0 else milliseconds / 1000
 
-    async def rate_limit(self, quotas: Sequence[Quota]) -> list[Verdict]:
-        if not quotas:
-            return []
-        arguments: list[int] = []
+    async def rate_limit(self, quotas: Sequence[Quota], ban_key: str | None = None) -> Verdicts:
+        if not self._cluster:
+            return await self._call(lambda: self._charge(quotas, ban_key))
+        # A cluster runs a script on one slot: one script per slot, all sent at once.
+        slots: dict[int, list[Quota]] = {}
         for quota in quotas:
+            slots.setdefault(self._client.keyslot(KEY_PREFIX + quota.key), []).append(quota)
+        ban_slot = self._client.keyslot(KEY_PREFIX + ban_key) if ban_key is not None else None
+        if ban_slot is not None:
+            slots.setdefault(ban_slot, [])
+        groups = list(slots.items())
+        answers = await self._call(
+            lambda: asyncio.gather(
+                *(self._charge(group, ban_key if slot == ban_slot else None) for slot, group in groups)
+            )
+        )
+        banned_for = max((answer.banned_for for answer in answers), default=0.0)
+        if banned_for > 0:
+            return Verdicts([], banned_for)
+        by_quota = {
+            id(quota): verdict
+            for (_, group), answer in zip(groups, answers, strict=True)
+            for quota, verdict in zip(group, answer.each, strict=True)
+        }
+        return Verdicts([by_quota[id(quota)] for quota in quotas])
+
+    async def _charge(self, quotas: Sequence[Quota], ban_key: str | None) -> Verdicts:
+        keys = [KEY_PREFIX + ban_key] if ban_key is not None else []
+        arguments: list[int] = [1 if ban_key is not None else 0]
+        for quota in quotas:
+            keys.append(KEY_PREFIX + quota.key)
             arguments += [milliseconds(quota.interval), quota.burst]
-        keys = [KEY_PREFIX + quota.key for quota in quotas]
-        replies = await self._call(lambda: self._rate_limit(keys=keys, args=arguments))
-        return [
-            Verdict(bool(allowed), int(remaining), retry / 1000, reset / 1000)
-            for allowed, remaining, retry, reset in replies
-        ]
+        banned_ms, *replies = await self._rate_limit(keys=keys, args=arguments)
+        if banned_ms > 0:
+            return Verdicts([], banned_ms / 1000)
+        return Verdicts(
+            [
+                Verdict(bool(allowed), int(remaining), retry / 1000, reset / 1000)
+                for allowed, remaining, retry, reset in replies
+            ]
+        )
+
+    async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
+        async def collect() -> list[tuple[str, bytes, float]]:
+            pattern = GLOB_SPECIAL.sub(r"\\\g<0>", KEY_PREFIX + prefix) + "*"
+            names: list[bytes] = []
+            async for name in self._client.scan_iter(match=pattern, count=SCAN_BATCH):
+                names.append(name)
+                if len(names) >= limit:
+                    break
+            found = []
+            for name in names:  # one key at a time: in a cluster, each may live on another node
+                value, left = await self._client.get(name), await self._client.pttl(name)
+                if value is not None and left > 0:
+                    found.append((name.decode()[len(KEY_PREFIX) :], value, left / 1000))
+            return found
+
+        return await self._call(collect)
+
+    async def add_counts(self, key: str, counts: Mapping[str, int], ttl: float) -> None:
+        async def add() -> None:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for name, amount in counts.items():
+                    pipe.hincrby(KEY_PREFIX + key, name, amount)
+                pipe.pexpire(KEY_PREFIX + key, milliseconds(ttl))
+                await pipe.execute()
+
+        await self._call(add)
+
+    async def get_counts(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        async def read() -> list[dict[str, int]]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(KEY_PREFIX + key)
+                replies = await pipe.execute()
+            return [{name.decode(): int(value) for name, value in reply.items()} for reply in replies]
+
+        return await self._call(read)
 
     async def ping(self) -> None:
         await self._call(lambda: self._client.ping())
 
     async def close(self) -> None:
         await self._client.aclose()
+        for sentinel in self._sentinels:
+            await sentinel.aclose()

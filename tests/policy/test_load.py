@@ -12,6 +12,8 @@ by the others and are not entry points.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +23,9 @@ import pytest
 from gate.policy import shipped_rules
 from gate.policy.engine import Policy
 from gate.policy.load import load_policy
-from gate.policy.model import Action, Limit
+from gate.policy.model import Action, Bans, Limit, LoadThresholds
 from gate.policy.source import Problem, RulesError
-from tests.policy.helpers import BAD, DOCS, GOOD, line_of, run_gate
+from tests.policy.helpers import BAD, DOCS, GOOD, browser_headers, facts_for, line_of, run_gate
 
 EXPECT = re.compile(r"^#\s*expect:\s*(?:(?P<file>[^\s:]+):)?(?P<line>\d+):\s*(?P<message>.+?)\s*$")
 GOOD_FILES = sorted(GOOD.glob("*.yaml"))
@@ -142,6 +144,23 @@ def test_actions_keep_their_parameters() -> None:
     assert effects["closed-gone"].status == 410
     assert (effects["work"].action, effects["work"].difficulty) == (Action.CHALLENGE, 32)
     assert (effects["slower"].limit, effects["slower"].status) == ("hourly", 503)
+
+
+def test_bans_and_load_thresholds_are_read() -> None:
+    policy = load("escalation-and-load.yaml")
+    assert policy.bans == Bans(after=40, window=600.0, duration=7200.0)
+    assert policy.load == LoadThresholds(requests_per_second=250.0, upstream_p90=0.8, hold=90.0)
+    assert policy.limits["per-pass"].per == ("pass", "network")
+
+
+def test_the_under_load_profile_challenges_browsers_only_while_the_site_is_busy() -> None:
+    policy = load("challenge-under-load.yaml")
+    facts = facts_for("http://example.org/essays/", headers=browser_headers())
+    busy = dataclasses.replace(facts, site_busy=True)
+    assert policy.evaluate(facts, policy.fingerprint(facts)).action is Action.ALLOW
+    decision = policy.evaluate(busy, policy.fingerprint(busy))
+    assert (decision.action, decision.rule) == (Action.CHALLENGE, "challenge-browsers-under-load")
+    assert any("site is busy" in reason for reason in decision.reasons)
 
 
 def test_network_lists_come_inline_from_files_and_from_both() -> None:
@@ -330,3 +349,17 @@ def test_lint_of_a_missing_path_exits_1(tmp_path: Path) -> None:
     result = run_gate("rules", "lint", str(tmp_path / "nowhere.yaml"))
     assert result.returncode == 1
     assert "no such rules file" in result.stdout
+
+
+def test_check_explains_a_decision_as_if_the_site_were_busy() -> None:
+    url = "https://example.org/essays/"
+    request = {"url": url, "headers": dict(browser_headers())}
+    lines = "\n".join(json.dumps(request | {"busy": busy}) for busy in (False, True))
+    result = run_gate("check", "--rules", str(GOOD / "challenge-under-load.yaml"), "--jsonl", "-", stdin=lines)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["action"] for line in result.stdout.splitlines()] == ["allow", "challenge"]
+    flags = run_gate(
+        "check", "--rules", str(GOOD / "challenge-under-load.yaml"), "--url", url, "--busy",
+        *(f"--header={name}: {value}" for name, value in browser_headers()),
+    )  # fmt: skip
+    assert json.loads(flags.stdout)["rule"] == "challenge-browsers-under-load", flags.stderr

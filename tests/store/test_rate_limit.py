@@ -1,20 +1,22 @@
-"""GCRA rate limits, the same in both stores: bursts, sustained rates within ±5 %, nothing charged on refusal."""
+"""GCRA rate limits, the same in every store: bursts, sustained rates within ±5 %, nothing charged on refusal,
+bans that stop the charge, and quotas spread over several cluster slots."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from gate.store import Quota, Store
+from gate.store import Quota, Store, Verdicts
 from gate.store.redis import KEY_PREFIX
 
 
 async def test_a_burst_is_allowed_at_once_then_refused(store: Store, key: Callable[[str], str]) -> None:
     quota = Quota(key("burst"), interval=10.0, burst=5)
-    verdicts = [(await store.rate_limit([quota]))[0] for _ in range(6)]
+    verdicts = [(await store.rate_limit([quota])).each[0] for _ in range(6)]
     assert [verdict.allowed for verdict in verdicts] == [True] * 5 + [False]
     assert [verdict.remaining for verdict in verdicts[:5]] == [4, 3, 2, 1, 0]
     assert 9.0 < verdicts[5].retry_after <= 10.0
@@ -23,10 +25,10 @@ async def test_a_burst_is_allowed_at_once_then_refused(store: Store, key: Callab
 async def test_a_refused_request_charges_no_quota(store: Store, key: Callable[[str], str]) -> None:
     roomy = Quota(key("roomy"), interval=1.0, burst=100)
     tight = Quota(key("tight"), interval=60.0, burst=1)
-    assert all(verdict.allowed for verdict in await store.rate_limit([roomy, tight]))
-    refused = await store.rate_limit([roomy, tight])
+    assert all(verdict.allowed for verdict in (await store.rate_limit([roomy, tight])).each)
+    refused = (await store.rate_limit([roomy, tight])).each
     assert [verdict.allowed for verdict in refused] == [True, False]
-    assert (await store.rate_limit([roomy]))[0].remaining == 98  # only the first request was charged
+    assert (await store.rate_limit([roomy])).each[0].remaining == 98  # only the first request was charged
 
 
 async def test_the_sustained_rate_is_kept_within_five_percent(store: Store, key: Callable[[str], str]) -> None:
@@ -34,7 +36,7 @@ async def test_the_sustained_rate_is_kept_within_five_percent(store: Store, key:
     allowed, seconds = 0, 2.0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        allowed += (await store.rate_limit([quota]))[0].allowed
+        allowed += (await store.rate_limit([quota])).each[0].allowed
         await asyncio.sleep(0.001)
     expected = 5 + seconds / 0.02
     assert abs(allowed - expected) <= 0.05 * expected, (allowed, expected)
@@ -42,9 +44,9 @@ async def test_the_sustained_rate_is_kept_within_five_percent(store: Store, key:
 
 async def test_no_edge_of_a_window_doubles_the_rate(store: Store, key: Callable[[str], str]) -> None:
     quota = Quota(key("edge"), interval=0.1, burst=3)
-    first = [(await store.rate_limit([quota]))[0].allowed for _ in range(10)]
+    first = [(await store.rate_limit([quota])).each[0].allowed for _ in range(10)]
     await asyncio.sleep(0.1)  # one interval later there is room for exactly one more, not a fresh burst
-    second = [(await store.rate_limit([quota]))[0].allowed for _ in range(10)]
+    second = [(await store.rate_limit([quota])).each[0].allowed for _ in range(10)]
     assert sum(first) == 3
     assert sum(second) == 1
 
@@ -62,3 +64,31 @@ async def test_rate_limit_keys_expire_when_their_quota_is_full_again(
     assert await store.get(quota.key) is None
     if await raw_redis.exists(KEY_PREFIX + quota.key):  # only when this run was the Redis store
         raise AssertionError("key outlived its quota")
+
+
+async def test_a_ban_refuses_without_charging(store: Store, key: Callable[[str], str]) -> None:
+    quota = Quota(key("banned-client"), interval=1.0, burst=10)
+    assert (await store.rate_limit([quota], key("ban"))).banned_for == 0
+    await store.set(key("ban"), b"{}", 30)
+    banned = await store.rate_limit([quota], key("ban"))
+    assert 29 < banned.banned_for <= 30
+    assert banned.each == []
+    await store.delete(key("ban"))
+    assert (await store.rate_limit([quota], key("ban"))).each[0].remaining == 8  # the banned request cost nothing
+
+
+async def test_a_ban_is_found_with_no_quota_to_charge(store: Store, key: Callable[[str], str]) -> None:
+    assert await store.rate_limit([], key("ban")) == Verdicts([])
+    await store.set(key("ban"), b"{}", 30)
+    assert (await store.rate_limit([], key("ban"))).banned_for > 29
+
+
+async def test_quotas_under_different_hash_tags_are_all_charged_in_order(store: Store) -> None:
+    """In a cluster these keys live in different slots: each slot is charged in its own script, the verdicts come
+    back in the order asked."""
+    run = uuid.uuid4().hex
+    quotas = [Quota(f"test:{{{run}-{index}}}:q", interval=60.0, burst=index + 1) for index in range(6)]
+    first = await store.rate_limit(quotas)
+    assert [verdict.remaining for verdict in first.each] == [0, 1, 2, 3, 4, 5]
+    second = await store.rate_limit(quotas)
+    assert [verdict.allowed for verdict in second.each] == [False, True, True, True, True, True]

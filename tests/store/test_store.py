@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from gate.store import MemoryStore, RedisStore, Store, StoreError, open_store
+from gate.store import FallbackStore, MemoryStore, RedisStore, Store, StoreError, open_store
 from gate.store.redis import KEY_PREFIX
 from tests.support.ports import free_port
 
@@ -198,13 +198,53 @@ def test_open_store_memory_url_without_options_uses_the_default_bound() -> None:
     assert store.max_keys == MemoryStore.DEFAULT_MAX_KEYS
 
 
+async def test_counts_add_up_and_read_back_per_hash(store: Store, key: Callable[[str], str]) -> None:
+    await store.add_counts(key("second-1"), {"requests": 3, "b2": 1}, ttl=30)
+    await store.add_counts(key("second-1"), {"requests": 2, "b4": 5}, ttl=30)
+    await store.add_counts(key("second-2"), {"requests": 7}, ttl=30)
+    counts = await store.get_counts([key("second-1"), key("absent"), key("second-2")])
+    assert counts == [{"requests": 5, "b2": 1, "b4": 5}, {}, {"requests": 7}]
+    remaining = await store.ttl(key("second-1"))
+    assert remaining is not None and 0 < remaining <= 30
+
+
+async def test_counts_expire(store: Store, key: Callable[[str], str]) -> None:
+    await store.add_counts(key("second"), {"requests": 1}, ttl=SHORT_TTL)
+    await asyncio.sleep(AFTER_SHORT_TTL)
+    assert await store.get_counts([key("second")]) == [{}]
+
+
+async def test_scan_finds_live_keys_by_prefix_with_values_and_time_left(
+    store: Store, key: Callable[[str], str]
+) -> None:
+    for name in ("ban:a", "ban:b", "ban:c"):
+        await store.set(key(name), name.encode(), 60)
+    await store.set(key("other:a"), b"x", 60)
+    await store.set(key("ban:gone"), b"x", SHORT_TTL)
+    await asyncio.sleep(AFTER_SHORT_TTL)
+    found = await store.scan(key("ban:"), limit=100)
+    assert sorted((name, value) for name, value, _ in found) == [
+        (key("ban:a"), b"ban:a"),
+        (key("ban:b"), b"ban:b"),
+        (key("ban:c"), b"ban:c"),
+    ]
+    assert all(55 < left <= 60 for _, _, left in found)
+    assert len(await store.scan(key("ban:"), limit=2)) == 2
+
+
+async def test_scan_takes_glob_characters_literally(store: Store, key: Callable[[str], str]) -> None:
+    await store.set(key("ban:[x]*"), b"1", 60)
+    await store.set(key("ban:xy"), b"2", 60)
+    assert [value for _, value, _ in await store.scan(key("ban:[x]*"), limit=10)] == [b"1"]
+
+
 # --- redis only --------------------------------------------------------------------------------------------------
 
 
-async def test_redis_url_opens_a_redis_store(redis_url: str) -> None:
+async def test_redis_url_opens_a_redis_store_behind_a_fallback(redis_url: str) -> None:
     store = open_store(redis_url)
     try:
-        assert isinstance(store, RedisStore)
+        assert isinstance(store, FallbackStore) and isinstance(store.shared, RedisStore)
         await store.ping()
     finally:
         await store.close()

@@ -11,34 +11,31 @@ from pathlib import Path
 from tests.support.ports import free_port, stop, wait_for_port
 
 
-@contextmanager
-def redis_server(directory: Path) -> Iterator[str]:
+def start_redis_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    """A redis-server on 127.0.0.1:port, answering when this returns; the caller stops it."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
-    port = free_port()
-    log = directory / "redis.log"
+    log = directory / f"redis-{port}.log"
+    options = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-            "--logfile",
-            str(log),
-        ],
+        [binary, *options, "--dir", str(directory), "--logfile", str(log)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port("127.0.0.1", port, process, log)
+    except BaseException:
+        stop(process)
+        raise
+    return process
+
+
+@contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    port = free_port()
+    process = start_redis_server(directory, port)
+    try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(process)

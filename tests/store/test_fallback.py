@@ -1,0 +1,101 @@
+"""The shared store behind a deadline: when Redis is down or silent, an in-process store answers in time, limits
+still hold (per instance), a metric says so, and Redis is used again as soon as it answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from gate.store import FallbackStore, Quota, RedisStore, StoreError
+from gate.store.fallback import RETRY_SECONDS
+from tests.support.ports import free_port, stop
+from tests.support.redis_server import start_redis_server
+
+TIMEOUT = 0.05
+
+
+def fallback_gauge() -> float | None:
+    return REGISTRY.get_sample_value("gate_store_fallback")
+
+
+def errors(operation: str) -> float:
+    return REGISTRY.get_sample_value("gate_store_errors_total", {"operation": operation}) or 0.0
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP listener that accepts and never answers: a Redis that hangs."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def test_a_down_redis_is_answered_for_by_the_fallback_with_limits_kept() -> None:
+    store = FallbackStore(RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0"), TIMEOUT)
+    before = errors("rate_limit")
+    try:
+        quota = Quota("{client}rl", interval=60.0, burst=2)
+        verdicts = [(await store.rate_limit([quota])).each[0].allowed for _ in range(3)]
+        assert verdicts == [True, True, False]  # the in-process limiter still refuses the third
+        assert store.degraded
+        assert fallback_gauge() == 1
+        assert errors("rate_limit") == before + 1  # later calls skip Redis until the retry time
+        assert await store.set("spent", b"1", 60, only_if_absent=True)
+        assert not await store.set("spent", b"1", 60, only_if_absent=True)
+    finally:
+        await store.close()
+
+
+async def test_a_silent_redis_holds_no_call_up_beyond_the_timeout(silent_server: int) -> None:
+    store = FallbackStore(RedisStore.from_url(f"redis://127.0.0.1:{silent_server}/0"), TIMEOUT)
+    try:
+        started = time.monotonic()
+        verdicts = await store.rate_limit([Quota("{client}rl", interval=1.0, burst=5)])
+        assert time.monotonic() - started < TIMEOUT + 0.2
+        assert verdicts.each[0].allowed
+        assert store.degraded
+    finally:
+        await store.close()
+
+
+async def test_redis_is_used_again_once_it_answers(tmp_path: Path) -> None:
+    port = free_port()
+    store = FallbackStore(RedisStore.from_url(f"redis://127.0.0.1:{port}/0"), TIMEOUT)
+    try:
+        assert await store.incr("hits", 60) == 1  # Redis is not there yet: the fallback counts
+        assert store.degraded
+        process = start_redis_server(tmp_path, port)
+        try:
+            await asyncio.sleep(RETRY_SECONDS + 0.1)
+            assert await store.incr("hits", 60) == 1  # Redis's own counter, which never saw the first
+            assert not store.degraded
+            assert fallback_gauge() == 0
+            assert await store.shared.get("hits") == b"1"
+        finally:
+            stop(process)
+    finally:
+        await store.close()
+
+
+async def test_a_refusal_by_redis_itself_is_an_error_not_an_outage(redis_url: str) -> None:
+    store = FallbackStore(RedisStore.from_url(redis_url), 1.0)
+    try:
+        await store.set("{t}text", b"not a number", 60)
+        with pytest.raises(StoreError):
+            await store.incr("{t}text", 60)
+        assert not store.degraded
+    finally:
+        await store.shared.delete("{t}text")
+        await store.close()
