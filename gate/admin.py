@@ -1,11 +1,13 @@
-"""The metrics listener (--metrics-bind): /metrics, /healthz and /readyz, never on the public listener; and /bans,
-which `gate bans` reads and edits, answered only to this machine (loopback peers)."""
+"""The metrics listener (--metrics-bind): /metrics, /healthz and /readyz, never on the public listener; and /bans
+and /consents, which `gate bans` and `gate consent` read and edit, answered only to this machine (loopback peers)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
@@ -20,19 +22,24 @@ from gate import metrics
 from gate.config import Settings
 from gate.net import client_prefix, parse_ip
 from gate.proxy import Forwarder
-from gate.store import Store, StoreError, open_store
+from gate.store import FallbackStore, Store, StoreError, open_store
+from gate.terms.consent import CONSENT_ID, RECORD_PREFIX, record_key, revocation_key
 from gate.throttle import BAN_PREFIX, ban_key, banned_address, strike_key
 
 READY_CHECK_SECONDS = 2.0
-MAX_LISTED_BANS = 10_000
-FORBIDDEN = JSONResponse({"error": "bans are managed from this machine only"}, status_code=403)
+MAX_LISTED = 10_000
+FORBIDDEN = JSONResponse({"error": "bans and consents are managed from this machine only"}, status_code=403)
+log = logging.getLogger("gate.admin")
 
 
 def build_admin_app(settings: Settings, shared_store: Store | None = None) -> Starlette:
     """The admin app; `shared_store` is the public app's own store when both run in one process (it must be, for a
     memory:// store's bans to be seen)."""
     forwarder = Forwarder(settings.upstream, settings.preserve_host, READY_CHECK_SECONDS, READY_CHECK_SECONDS)
-    store: Store = open_store(settings.store, settings.store_timeout) if shared_store is None else shared_store
+    opened = open_store(settings.store, settings.store_timeout) if shared_store is None else shared_store
+    # Bans, consents and readiness ask the shared store itself, never the in-process fallback in front of it (an
+    # empty fallback would list nothing and lift nothing, and say so with a 200).
+    store: Store = opened.shared if isinstance(opened, FallbackStore) else opened
     registry = metrics.registry()
 
     async def serve_metrics(_: Request) -> Response:
@@ -42,15 +49,19 @@ def build_admin_app(settings: Settings, shared_store: Store | None = None) -> St
         return PlainTextResponse("ok\n")
 
     async def readyz(_: Request) -> Response:
+        """Ready when the upstream answers and the store does, or, failing open, while the fallback stands in for
+        it (taking every instance out of service during a Redis outage would turn it into a site outage)."""
         checks = {"upstream": await check(forwarder.ping()), "store": await check(store.ping())}
-        ready = all(result == "ok" for result in checks.values())
+        ready = checks["upstream"] == "ok" and (checks["store"] == "ok" or settings.store_failure == "open")
+        if checks["store"] != "ok" and ready:
+            checks["store"] += " (the in-process fallback answers: limits are per instance)"
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     async def list_bans(request: Request) -> Response:
         if not from_this_machine(request):
             return FORBIDDEN
         try:
-            found = await store.scan(BAN_PREFIX, MAX_LISTED_BANS)
+            found = await store.scan(BAN_PREFIX, MAX_LISTED)
         except StoreError as error:
             return JSONResponse({"error": f"store: {error}"}, status_code=503)
         bans = [ban_entry(key, value, left) for key, value, left in found]
@@ -70,6 +81,35 @@ def build_admin_app(settings: Settings, shared_store: Store | None = None) -> St
             return JSONResponse({"error": f"store: {error}"}, status_code=503)
         return JSONResponse({"address": ip, "removed": removed}, status_code=200 if removed else 404)
 
+    async def list_consents(request: Request) -> Response:
+        if not from_this_machine(request):
+            return FORBIDDEN
+        try:
+            found = await store.scan(RECORD_PREFIX, MAX_LISTED)
+            records = [json.loads(value) for _, value, _ in found]
+            for record in records:
+                record["revoked"] = await store.get(revocation_key(record["id"])) is not None
+        except StoreError as error:
+            return JSONResponse({"error": f"store: {error}"}, status_code=503)
+        return JSONResponse({"consents": sorted(records, key=lambda record: -record["accepted_at"])})
+
+    async def revoke_consent(request: Request) -> Response:
+        if not from_this_machine(request):
+            return FORBIDDEN
+        consent_id = request.path_params["id"]
+        if not CONSENT_ID.match(consent_id):
+            return JSONResponse({"error": "not a consent id"}, status_code=400)
+        try:
+            record = await store.get(record_key(consent_id))
+            if record is None:
+                return JSONResponse({"error": f"no consent {consent_id}"}, status_code=404)
+            left = max(1.0, json.loads(record)["expires"] - time.time())
+            await store.set(revocation_key(consent_id), b"1", left)
+        except StoreError as error:
+            return JSONResponse({"error": f"store: {error}"}, status_code=503)
+        log.warning("consent %s revoked", consent_id)
+        return JSONResponse({"id": consent_id, "revoked": True})
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await forwarder.start()
@@ -78,7 +118,7 @@ def build_admin_app(settings: Settings, shared_store: Store | None = None) -> St
         finally:
             await forwarder.close()
             if shared_store is None:
-                await store.close()
+                await opened.close()
 
     return Starlette(
         routes=[
@@ -87,6 +127,8 @@ def build_admin_app(settings: Settings, shared_store: Store | None = None) -> St
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/bans", list_bans),
             Route("/bans/{address}", remove_ban, methods=["DELETE"]),
+            Route("/consents", list_consents),
+            Route("/consents/{id}", revoke_consent, methods=["DELETE"]),
         ],
         lifespan=lifespan,
     )

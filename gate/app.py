@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 from gate import metrics
-from gate.asgi import Receive, Scope, Send
+from gate.asgi import Message, Receive, Scope, Send
 from gate.challenge.service import ChallengeService, ChallengeSettings
 from gate.config import Settings
 from gate.facts import Facts, has_dot_segments
@@ -30,6 +30,7 @@ from gate.proxy import Forwarder, request_target
 from gate.responses import Outcome, send_page
 from gate.site_load import SiteLoad
 from gate.store import StoreError, open_store
+from gate.terms.service import ROBOTS_PATH, TermsService
 from gate.throttle import Refusal, Throttle
 
 log = logging.getLogger("gate")
@@ -46,11 +47,12 @@ AUTH_STATUS = {
 }
 
 
-# Actions whose responses arrive with later capabilities (challenge page, throttling, terms documents) are answered,
-# until then, with the nearest action gate has: people are never locked out, AI crawlers are kept out.
 DOT_SEGMENTS = Decision(Action.DENY, "dot-segments", ("the path has . or .. segments",))
-STAND_INS = {Action.TERMS: Action.DENY}
+TERMS_DOCUMENTS = Decision(Action.ALLOW, "terms-documents", ("robots.txt, TDMRep and the terms are open to everyone",))
+ROBOTS_VIOLATOR = "robots-violator"
+ROBOTS_VIOLATOR_REASON = "the agent fetched paths robots.txt disallows it too often today (deny_robots_violators_after)"
 OVER_LIMIT_DIFFICULTY = 20
+AUTH_REFUSED = 403
 STORE_CONNECT_SECONDS = 5.0
 MAX_OVER_LIMIT_EXTRA_BITS = 4  # 24 bits: a few seconds in a browser, for a client refused again and again
 
@@ -68,8 +70,11 @@ class Gate:
         self.access_log = AccessLog(enabled=settings.log_level in ("debug", "info"))
         self.keys = load_keyring(settings.secret_file) if settings.secret_file else KeyRing.temporary()
         self.store = open_store(settings.store, settings.store_timeout)
-        self.throttle = Throttle(self.store, fail_closed=settings.store_failure == "closed")
+        self.throttle = Throttle(self.store, settings.store_failure == "closed", settings.dry_run)
         self.site_load = SiteLoad(self.store, lambda: self.rules.policy.load)
+        self.terms = TermsService(
+            self.keys, self.store, self.forwarder, settings.own_prefix, settings.contact, lambda: self.rules.policy
+        )
         self.challenges = ChallengeService(
             ChallengeSettings(
                 pass_lifetime=int(settings.pass_lifetime),
@@ -88,6 +93,7 @@ class Gate:
             Action.DENY: self.deny,
             Action.CHALLENGE: self.challenge,
             Action.THROTTLE: self.forward,  # within the rule's limit: see limits_for
+            Action.TERMS: self.terms_or_consent,
         }
         self._background: list[asyncio.Task[None]] = []
 
@@ -138,29 +144,25 @@ class Gate:
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
             loop.add_signal_handler(signal.SIGHUP, self.rules.reload, "SIGHUP")
         self._background.append(loop.create_task(self.rules.watch()))
-        waiting = sorted(
-            {action.value for rule in self.rules.policy.rules if (action := rule.effect.action) in STAND_INS}
-        )
-        if waiting:
-            log.warning(
-                "the rules use %s, which this gate answers with a stand-in: %s",
-                ", ".join(waiting),
-                "; ".join(f"{action.value} -> {stand_in.value}" for action, stand_in in STAND_INS.items()),
-            )
 
     def decide(self, facts: Facts) -> tuple[Signals, Decision, Action]:
         """Signals, the policy's decision, and the action taken (always allow in dry-run mode)."""
         policy = self.rules.policy
         signals = policy.fingerprint(facts)
         decision = policy.evaluate(facts, signals)
+        if signals.agent_name is not None and self.terms.ignores_robots(signals):
+            decision = Decision(Action.DENY, ROBOTS_VIOLATOR, (*decision.reasons, ROBOTS_VIOLATOR_REASON))
         if self.settings.dry_run:
             return signals, decision, Action.ALLOW
-        return signals, decision, STAND_INS.get(decision.action, decision.action)
+        return signals, decision, decision.action
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         if has_dot_segments(scope["path"]):
             await send_page(send, 400, "Bad request", "This address has . or .. segments; please use a plain one.")
+            return
+        if self.terms.owns(scope["path"]):
+            await self.terms_document(scope, receive, send, started)
             return
         if scope["path"] == self.challenge_path:
             await self.challenge_for_front_proxy(scope, send, started)
@@ -173,8 +175,28 @@ class Gate:
             await self.auth(scope, send, facts, started)
             return
         signals, decision, action = self.decide(facts)
+        if signals.agent_name is not None:
+            await self.terms.check_robots(facts, signals)
         outcome = await self.responders[action](scope, receive, send, facts, signals, decision)
         self.record(facts, signals, decision, action, outcome, started)
+
+    async def terms_document(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
+        """robots.txt, tdmrep.json and the terms (and accepting them): for every client, before any rule."""
+        facts = Facts.from_scope(scope, self.proxies)
+        signals = self.rules.policy.fingerprint(facts)
+        if facts.path == ROBOTS_PATH:
+            self.terms.robots_fetched(signals)
+        scope["gate.facts"] = facts
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.terms.handle(scope, receive, sending)
+        self.record(facts, signals, TERMS_DOCUMENTS, Action.ALLOW, Outcome(status), started)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -204,19 +226,31 @@ class Gate:
             return
         facts = auth_request_facts(scope, facts, self.proxies, self.site_load.busy)
         signals, decision, action = self.decide(facts)
+        if signals.agent_name is not None:
+            await self.terms.check_robots(facts, signals)
         if has_dot_segments(facts.path):  # a front proxy passes 403 on; it would turn a 400 into a 500
             decision, action = DOT_SEGMENTS, Action.DENY
         if action is Action.CHALLENGE and await self.challenges.admits(facts, decision):
             action = Action.ALLOW
         status = AUTH_STATUS[action]
         extra: list[tuple[bytes, bytes]] = []
+        if action is Action.TERMS:
+            check = await self.terms.check_consent(facts, signals)
+            if check.allowed:
+                action, status = Action.ALLOW, AUTH_STATUS[Action.ALLOW]
+            elif check.refusal is not None:
+                status, extra = AUTH_REFUSED, [*check.refusal.headers(), (b"x-gate-refused", b"limit")]
+            else:
+                extra = self.terms.response_headers(facts)
         if action in (Action.ALLOW, Action.THROTTLE):
             refusal = await self.charge(decision, facts, signals)
             if refusal is not None and not self.settings.dry_run:
+                # nginx's auth_request passes on only 2xx, 401 and 403 (anything else becomes a 500), so a refusal
+                # is a 403 whose X-Gate-Refused says why; Retry-After and RateLimit ride along for auth_request_set.
                 over_limit_challenge = self.over_limit_challenge(refusal, signals, decision)
                 action = Action.CHALLENGE if over_limit_challenge else Action.THROTTLE
-                status = AUTH_STATUS[Action.CHALLENGE] if over_limit_challenge else refusal.status
-                extra = refusal.headers()
+                status = AUTH_STATUS[Action.CHALLENGE] if over_limit_challenge else AUTH_REFUSED
+                extra = [*refusal.headers(), (b"x-gate-refused", refusal.reason.encode())]
         await send(
             {
                 "type": "http.response.start",
@@ -259,7 +293,7 @@ class Gate:
         refusal within the strike window makes the challenge a bit harder."""
         if refusal.limit is None or refusal.limit.browsers != "challenge" or signals.agent_class != "browser":
             return None
-        difficulty = OVER_LIMIT_DIFFICULTY + min(refusal.strikes - 1, MAX_OVER_LIMIT_EXTRA_BITS)
+        difficulty = OVER_LIMIT_DIFFICULTY + min(max(refusal.strikes - 1, 0), MAX_OVER_LIMIT_EXTRA_BITS)
         return Decision(Action.CHALLENGE, decision.rule, decision.reasons, decision.score, difficulty)
 
     async def within(
@@ -267,7 +301,7 @@ class Gate:
     ) -> Outcome:
         refusal = await self.charge(decision, facts, signals)
         if refusal is None or self.settings.dry_run:  # a dry run counts the refusal and lets the request through
-            return await self.forwarder.http(scope, receive, send, facts)
+            return await self.forwarder.http(scope, receive, send, facts, self.terms.response_headers(facts))
         over_limit_challenge = self.over_limit_challenge(refusal, signals, decision)
         if over_limit_challenge is not None:
             return await self.challenges.serve(send, facts, over_limit_challenge, request_target(scope) or "/")
@@ -294,6 +328,20 @@ class Gate:
             return Outcome(outcome.status, outcome.upstream_seconds, outcome.error, passed=True)
         return await self.challenges.serve(send, facts, decision, request_target(scope) or "/")
 
+    async def terms_or_consent(
+        self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
+    ) -> Outcome:
+        """The terms instead of the content, unless the request carries a consent that opens this path to it."""
+        check = await self.terms.check_consent(facts, signals)
+        if check.allowed:
+            outcome = await self.forward(scope, receive, send, facts, signals, decision)
+            return Outcome(outcome.status, outcome.upstream_seconds, outcome.error, consented=True)
+        if check.refusal is not None:
+            refusal = check.refusal
+            await send_page(send, refusal.status, refusal.title, refusal.message, refusal.headers())
+            return Outcome(refusal.status)
+        return Outcome(await self.terms.send_terms(send, facts, signals, check.reason))
+
     async def deny(
         self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
     ) -> Outcome:
@@ -305,8 +353,8 @@ class Gate:
         self, facts: Facts, signals: Signals, decision: Decision, action: Action, outcome: Outcome, started: float
     ) -> None:
         duration = time.perf_counter() - started
-        if outcome.passed:
-            action = Action.ALLOW  # challenged, and let through on its pass token
+        if outcome.passed or outcome.consented:
+            action = Action.ALLOW  # challenged and let through on its pass token, or shown terms it had accepted
         metrics.requests_total.labels(action.value, decision.rule, signals.agent_class).inc()
         metrics.request_duration.labels(action.value).observe(duration)
         self.site_load.note(outcome.upstream_seconds)
@@ -330,6 +378,7 @@ class Gate:
                 "duration_ms": round(duration * 1000, 2),
                 "error": outcome.error,
                 "pass": outcome.passed,
+                "consent": outcome.consented,
             }
         )
 

@@ -1,13 +1,15 @@
-"""The `gate` command: serve, check, rules lint, keygen, bans."""
+"""The `gate` command: serve, check, rules lint, keygen, bans, consent."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import gate
 from gate.config import SERVE_OPTIONS, ConfigError, settings_from
@@ -61,27 +63,50 @@ def build_parser() -> Parser:
     replace.add_argument("--rotate", action="store_true", help="new signing key; keep the current one valid")
     replace.add_argument("--force", action="store_true", help="overwrite an existing file")
 
+    admin = Parser(add_help=False)  # --admin, before or after the subcommand
+    admin.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        default=argparse.SUPPRESS,
+        help="gate's metrics listener (default: GATE_METRICS_BIND or 127.0.0.1:9464)",
+    )
     bans = commands.add_parser(
         "bans",
+        parents=[admin],
         help="list or lift bans",
         description="List or lift the bans of a running gate (through its metrics listener, from this machine).",
     )
-    bans.add_argument(
-        "--admin",
-        metavar="HOST:PORT",
-        help="gate's metrics listener (default: GATE_METRICS_BIND or 127.0.0.1:9464)",
-    )
     bans_commands = bans.add_subparsers(dest="bans_command", required=True, parser_class=Parser)
-    listing = bans_commands.add_parser("list", help="the banned addresses, longest ban first")
+    listing = bans_commands.add_parser("list", help="the banned addresses, longest ban first", parents=[admin])
     listing.add_argument("--json", action="store_true", help="print the JSON gate answers")
-    remove = bans_commands.add_parser("remove", help="lift the ban of an address (and forget its refusals)")
+    remove = bans_commands.add_parser(
+        "remove", help="lift the ban of an address (and forget its refusals)", parents=[admin]
+    )
     remove.add_argument("address", help="the banned IP address")
+
+    consent = commands.add_parser(
+        "consent",
+        parents=[admin],
+        help="list or revoke crawlers' consents to the terms",
+        description="List the terms acceptances a running gate has recorded, or revoke one (from this machine).",
+    )
+    consent_commands = consent.add_subparsers(dest="consent_command", required=True, parser_class=Parser)
+    consent_list = consent_commands.add_parser(
+        "list", help="every acceptance: agent, purpose, terms, when, from where", parents=[admin]
+    )
+    consent_list.add_argument("--json", action="store_true", help="print the JSON gate answers")
+    revoke = consent_commands.add_parser("revoke", help="refuse a consent token from now on", parents=[admin])
+    revoke.add_argument("id", help="the consent's id (see list)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    commands = {"serve": run_serve, "check": run_check, "rules": run_lint, "keygen": run_keygen, "bans": run_bans}
+    commands = {"serve": run_serve, "check": run_check, "rules": run_lint, "keygen": run_keygen}
+    if arguments.command == "bans":
+        return run_admin(run_bans, arguments)
+    if arguments.command == "consent":
+        return run_admin(run_consent, arguments)
     return commands[arguments.command](arguments)
 
 
@@ -115,8 +140,6 @@ def rules_path(given: Path | None) -> Path:
 
 
 def run_check(arguments: argparse.Namespace) -> int:
-    import json
-
     from gate.check import BadRequest, explain, explain_json_lines, parse_header, scope_for
     from gate.policy.load import load_policy
     from gate.policy.source import RulesError
@@ -185,41 +208,54 @@ def run_keygen(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def run_bans(arguments: argparse.Namespace) -> int:
-    import json
-    from urllib.parse import quote
+class AdminError(Exception):
+    """A running gate's metrics listener could not be asked, or refused; the message says why."""
 
+
+def call_admin(arguments: argparse.Namespace, method: str, path: str) -> tuple[int, dict[str, Any]]:
+    """One request to the metrics listener of the gate running here (`--admin`, else GATE_METRICS_BIND)."""
     import httpx
 
     from gate.config import parse_host_port
 
     try:
-        admin = parse_host_port(arguments.admin or os.environ.get("GATE_METRICS_BIND") or "127.0.0.1:9464")
+        admin = getattr(arguments, "admin", None) or os.environ.get("GATE_METRICS_BIND") or "127.0.0.1:9464"
+        where = parse_host_port(admin)
     except ValueError as error:
-        print(f"gate: error: --admin: {error}", file=sys.stderr)
-        return 2
-    base = f"http://{admin}/bans"
+        raise AdminError(f"--admin: {error}") from error
     try:
-        if arguments.bans_command == "remove":
-            answer = httpx.delete(f"{base}/{quote(arguments.address, safe='')}", timeout=10)
-        else:
-            answer = httpx.get(base, timeout=30)
+        answer = httpx.request(method, f"http://{where}{path}", timeout=30)
     except httpx.HTTPError as error:
-        print(f"gate: error: no answer from gate's metrics listener at {admin}: {error}", file=sys.stderr)
-        return 1
+        raise AdminError(f"no answer from gate's metrics listener at {where}: {error}") from error
     try:
         body = answer.json()
     except ValueError:
-        body = {"error": f"unexpected answer (HTTP {answer.status_code}); is {admin} gate's metrics listener?"}
+        body = None
+    if not isinstance(body, dict):
+        raise AdminError(f"unexpected answer (HTTP {answer.status_code}); is {where} gate's metrics listener?")
+    return answer.status_code, body
+
+
+def run_admin(command: Callable[[argparse.Namespace], int], arguments: argparse.Namespace) -> int:
+    try:
+        return command(arguments)
+    except AdminError as error:
+        print(f"gate: error: {error}", file=sys.stderr)
+        return 1
+
+
+def run_bans(arguments: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
     if arguments.bans_command == "remove":
-        if answer.status_code == 200:
-            print(f"lifted the ban of {body['address']}")
-            return 0
-        print(f"gate: error: {body.get('error') or arguments.address + ' is not banned'}", file=sys.stderr)
-        return 1
-    if answer.status_code != 200:
-        print(f"gate: error: {body.get('error')}", file=sys.stderr)
-        return 1
+        status, body = call_admin(arguments, "DELETE", f"/bans/{quote(arguments.address, safe='')}")
+        if status != 200:
+            raise AdminError(body.get("error") or f"{arguments.address} is not banned")
+        print(f"lifted the ban of {body['address']}")
+        return 0
+    status, body = call_admin(arguments, "GET", "/bans")
+    if status != 200:
+        raise AdminError(str(body.get("error")))
     if arguments.json:
         print(json.dumps(body, indent=2))
         return 0
@@ -228,6 +264,31 @@ def run_bans(arguments: argparse.Namespace) -> int:
         left = f"{ban['seconds_left'] // 60}m{ban['seconds_left'] % 60:02d}s"
         print(f"{ban['address']:<40} {left:>8}  {ban['strikes'] or '-':>7}  {ban['limit'] or '-'}")
     print(f"{len(body['bans'])} banned", file=sys.stderr)
+    return 0
+
+
+def run_consent(arguments: argparse.Namespace) -> int:
+    if arguments.consent_command == "revoke":
+        status, body = call_admin(arguments, "DELETE", f"/consents/{arguments.id}")
+        if status != 200:
+            raise AdminError(str(body.get("error")))
+        print(f"revoked consent {body['id']}")
+        return 0
+    status, body = call_admin(arguments, "GET", "/consents")
+    if status != 200:
+        raise AdminError(str(body.get("error")))
+    if arguments.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(f"{'ID':<18} {'AGENT':<24} {'PURPOSE':<10} {'TERMS':<12} {'ACCEPTED':<20} {'FROM':<16} CONTACT")
+    for record in body["consents"]:
+        accepted = time.strftime("%Y-%m-%d %H:%M", time.gmtime(record["accepted_at"]))
+        state = " (revoked)" if record["revoked"] else ""
+        print(
+            f"{record['id']:<18} {record['agent']:<24} {record['purpose']:<10} {record['terms_version']:<12} "
+            f"{accepted:<20} {record['ip']:<16} {record['contact']}{state}"
+        )
+    print(f"{len(body['consents'])} consents", file=sys.stderr)
     return 0
 
 

@@ -100,6 +100,31 @@ site_busy = Gauge(
     "1 while the site counts as busy by the rules' load: thresholds (rules matching load: busy apply).",
     multiprocess_mode="max",
 )
+terms_served_total = Counter(
+    "gate_terms_served_total",
+    "Requests answered with the terms (403) instead of the content, by agent and why: no-consent, invalid-token, "
+    "expired, other-agent, outdated-terms, not-opened, revoked.",
+    ["agent", "reason"],
+)
+consents_accepted_total = Counter(
+    "gate_consents_accepted_total", "Terms accepted by crawler operators, by agent and purpose.", ["agent", "purpose"]
+)
+consent_refusals_total = Counter(
+    "gate_consent_refusals_total",
+    "Acceptances refused, by the status answered (400, 409, 413, 415, 422, 429).",
+    ["status"],
+)
+consented_requests_total = Counter(
+    "gate_consented_requests_total", "Requests let in on a consent token, by agent.", ["agent"]
+)
+robots_fetches_total = Counter(
+    "gate_robots_fetches_total", "robots.txt fetched by declared crawlers, by agent.", ["agent"]
+)
+robots_violations_total = Counter(
+    "gate_robots_violations_total",
+    "Requests by declared crawlers for paths gate's robots.txt disallows them, by agent.",
+    ["agent"],
+)
 rules_reloads_total = Counter(
     "gate_rules_reloads_total",
     "Rules reloads (on SIGHUP or a changed file), by outcome: success, or failure (the old rules keep running).",

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from urllib.parse import quote_from_bytes
 
 import aiohttp
@@ -86,10 +86,17 @@ def forwarded_headers(
     return headers
 
 
-def response_headers(raw_headers: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+def response_headers(
+    raw_headers: tuple[tuple[bytes, bytes], ...], added: Sequence[tuple[bytes, bytes]] = ()
+) -> list[tuple[bytes, bytes]]:
+    """The upstream's end-to-end headers, plus gate's `added` ones the upstream did not set itself."""
     named = [(name.lower(), value) for name, value in raw_headers]
     dropped = HOP_BY_HOP | connection_tokens(named)
-    return [(name, value) for name, value in named if name not in dropped]
+    kept = [(name, value) for name, value in named if name not in dropped]
+    if added:
+        present = {name for name, _ in kept}
+        kept += [(name, value) for name, value in added if name not in present]
+    return kept
 
 
 def request_target(scope: Scope) -> str | None:
@@ -159,7 +166,10 @@ class Forwarder:
         async with self.session.request("HEAD", self.url("/"), allow_redirects=False):
             pass
 
-    async def http(self, scope: Scope, receive: Receive, send: Send, facts: Facts) -> Outcome:
+    async def http(
+        self, scope: Scope, receive: Receive, send: Send, facts: Facts, added: Sequence[tuple[bytes, bytes]] = ()
+    ) -> Outcome:
+        """Forward one request and stream the response back, with the `added` response headers (the site's terms)."""
         target = request_target(scope)
         if target is None:
             await send_page(send, 400, "Bad request", "The request target is not a path.")
@@ -205,7 +215,7 @@ class Forwarder:
                 {
                     "type": "http.response.start",
                     "status": response.status,
-                    "headers": response_headers(response.raw_headers),
+                    "headers": response_headers(response.raw_headers, added),
                 }
             )
             completed = await self._stream_body(response, receive, send, body_done)

@@ -17,6 +17,7 @@ class Outcome:
     upstream_seconds: float | None = None  # time to the upstream's response headers, when it was asked
     error: str | None = None  # upstream failure kind: connect, timeout, protocol, aborted
     passed: bool = False  # a challenged request let through by its pass token
+    consented: bool = False  # a request answered with the terms let through by its consent token
 
 
 PAGE = """<!doctype html>

@@ -20,12 +20,13 @@ from gate import metrics
 from gate.facts import Facts
 from gate.fingerprint import Signals
 from gate.policy.model import Bans, Limit
-from gate.store import Quota, Store
+from gate.store import Quota, Store, StoreError
 
 log = logging.getLogger("gate.throttle")
 STRIKE_WINDOW = 600.0  # seconds refusals are remembered when the policy bans nobody (they still raise difficulty)
 UNAVAILABLE_RETRY = 5  # Retry-After when the store is down and gate fails closed
 BAN_PREFIX = "ban:"
+OWN_SUBJECTS = frozenset({"ip", "pass"})
 
 Reason = Literal["limit", "ban", "unavailable"]
 PAGES: dict[Reason, tuple[int, str, str]] = {
@@ -114,9 +115,10 @@ def banned_address(key: str) -> str:
 
 
 class Throttle:
-    def __init__(self, store: Store, fail_closed: bool = False) -> None:
+    def __init__(self, store: Store, fail_closed: bool = False, dry_run: bool = False) -> None:
         self.store = store
         self.fail_closed = fail_closed
+        self.dry_run = dry_run  # refusals are counted, but strike nobody and ban nobody
 
     async def charge(
         self,
@@ -130,26 +132,35 @@ class Throttle:
         if not limits and bans is None:
             return None
         charged = [
-            (limit, Quota(quota_key(limit, per, facts, signals, pass_id), limit.interval, limit.burst))
+            (limit, per, Quota(quota_key(limit, per, facts, signals, pass_id), limit.interval, limit.burst))
             for limit in limits
             for per in limit.per
         ]
-        answer = await self.store.rate_limit(
-            [quota for _, quota in charged], ban_key(facts.ip, facts.prefix) if bans else None
-        )
-        if self.fail_closed and self.store.degraded:
+        try:
+            answer = await self.store.rate_limit(
+                [quota for _, _, quota in charged], ban_key(facts.ip, facts.prefix) if bans else None
+            )
+        except StoreError as error:  # the store refused the call itself: like an outage, by --store-failure
+            log.warning("rate limits not checked: %s", error)
+            return Refusal("unavailable", UNAVAILABLE_RETRY) if self.fail_closed else None
+        if self.fail_closed and answer.fallback:
             return Refusal("unavailable", UNAVAILABLE_RETRY)
         if answer.banned_for > 0:
             metrics.banned_requests_total.inc()
             return Refusal("ban", answer.banned_for)
         refusals = [
-            (limit, verdict) for (limit, _), verdict in zip(charged, answer.each, strict=True) if not verdict.allowed
+            (limit, per, verdict)
+            for (limit, per, _), verdict in zip(charged, answer.each, strict=True)
+            if not verdict.allowed
         ]
         if not refusals:
             return None
-        limit, verdict = max(refusals, key=lambda refused: refused[1].retry_after)
+        limit, _, verdict = max(refusals, key=lambda refused: refused[2].retry_after)
         metrics.throttled_total.labels(limit.name, signals.agent_class).inc()
-        strikes = await self.strike(facts, limit, bans)
+        # Only a refusal of the client's own quota is held against its address: a shared one (its network, its
+        # agent, the site) may have been used up by others.
+        own = any(per in OWN_SUBJECTS for _, per, _ in refusals)
+        strikes = await self.strike(facts, limit, bans) if own and not self.dry_run else 0
         return Refusal("limit", verdict.retry_after, limit, verdict.remaining, strikes)
 
     async def strike(self, facts: Facts, limit: Limit, bans: Bans | None) -> int:

@@ -84,6 +84,18 @@ def test_not_ready_when_upstream_or_store_is_down(gates: list[GateProcess], tmp_
     assert checks["store"].startswith("error")
 
 
+@pytest.mark.parametrize(("failure", "ready"), [("open", 200), ("closed", 503)])
+def test_a_store_outage_keeps_gate_ready_only_when_it_fails_open(
+    gates: list[GateProcess], tmp_path: Path, nginx: Nginx, failure: str, ready: int
+) -> None:
+    gone = f"redis://127.0.0.1:{free_port()}/0"
+    gates.append(start_transparent_gate(tmp_path, nginx.url, "--store", gone, "--store-failure", failure))
+    answer = httpx.get(gates[0].metrics_url + "/readyz", timeout=10)
+    assert answer.status_code == ready
+    assert answer.json()["checks"]["upstream"] == "ok"
+    assert answer.json()["checks"]["store"].startswith("error")
+
+
 def test_ready_with_redis_store(gates: list[GateProcess], tmp_path: Path, nginx: Nginx, redis_url: str) -> None:
     gates.append(start_transparent_gate(tmp_path, nginx.url, "--store", redis_url))
     assert httpx.get(gates[0].metrics_url + "/readyz").json()["checks"]["store"] == "ok"

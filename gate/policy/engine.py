@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gate.facts import Facts
 from gate.fingerprint import Fingerprinter, Signals
 from gate.policy.model import Action, Bans, Decision, Effect, Limit, LoadThresholds, Rule, Threshold
+from gate.terms.model import Terms
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Policy:
     version: str  # hash of those files' contents
     bans: Bans | None = None  # escalation of repeated limit refusals to a ban of the address
     load: LoadThresholds | None = None  # when the site counts as busy (the `load` match condition)
+    terms: Terms = field(default_factory=Terms)  # the owner's terms for AI crawlers (gate/terms)
 
     def fingerprint(self, facts: Facts) -> Signals:
         return self.fingerprinter(facts)

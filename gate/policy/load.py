@@ -37,6 +37,7 @@ from gate.policy.model import (
     Threshold,
 )
 from gate.policy.source import LineDict, LineList, Problem, RulesError, Section, read_yaml
+from gate.terms.model import DEFAULT_TEXT, DEFAULT_USES, USE_KEY, PathTerms, Terms, terms_path_problem
 
 SHIPPED_PREFIX = "shipped:"
 ENTRY_FILE = "default.yaml"
@@ -49,7 +50,9 @@ MATCH_KEYS = (
 )  # fmt: skip
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
 DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+LIMIT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_BAN_SECONDS = 30 * 86400
+MAX_CONSENT_SECONDS = 365 * 86400
 DEFAULT_HOLD = 120.0  # seconds the site stays busy after the last busy measurement
 
 
@@ -72,6 +75,7 @@ class _Collected:
     guards: list[tuple[str, str]] | None = None  # (limit name, file:line) charged on every forwarded request
     bans: Bans | None = None
     load: LoadThresholds | None = None
+    terms: Terms | None = None
     thresholds: list[Threshold] | None = None
     default: tuple[Effect, str] | None = None
     files: list[Path] = field(default_factory=list)
@@ -105,6 +109,7 @@ def load_policy(path: Path) -> Policy:
         version=_version(collected.files),
         bans=collected.bans,
         load=collected.load,
+        terms=collected.terms or Terms(),
     )
 
 
@@ -169,6 +174,7 @@ def _read_file(
     _read_limits(document, collected)
     _read_bans(document, collected)
     _read_load(document, collected)
+    _read_terms(document, path, collected)
     if document.has("guards") and collected.guards is None:
         guards_source = f"{file}:{document.line_of('guards')}"
         collected.guards = [(name, guards_source) for name in document.strings("guards")]
@@ -345,6 +351,102 @@ def _read_load(document: Section, collected: _Collected) -> None:
         )
 
 
+def _read_terms(document: Section, path: Path, collected: _Collected) -> None:
+    """The owner's terms (docs/terms.md); the first file that has the section decides."""
+    section = document.child("terms")
+    if section is None:
+        return
+    version = section.parsed("version", parse_version) or "1"
+    contact = section.get("contact", str, "")
+    uses = _read_uses(section, "uses") if section.has("uses") else dict(DEFAULT_USES)
+    paths = []
+    entries = section.raw("paths")
+    if entries is not None and not isinstance(entries, LineList):
+        section.problem("paths", "paths: expected a list of {path, uses, ...}")
+    for entry, line in zip(entries or [], getattr(entries, "item_lines", []), strict=False):
+        body = Section.of(entry, section.file, line, section.problems, "a terms path")
+        if body is None:
+            continue
+        glob = body.get("path", str, "")
+        problem = terms_path_problem(glob)
+        if problem:
+            body.problem("path" if body.has("path") else None, problem)
+        path_uses = _read_uses(body, "uses")
+        paths.append(
+            PathTerms(
+                glob,
+                re.compile(glob_to_regex(glob)),
+                path_uses,
+                body.get("license", str, ""),
+                body.get("license_url", str, ""),
+                body.get("attribution", bool, False),
+            )
+        )
+        body.finish()
+    rate = section.parsed("crawl_rate", parse_rate) or (60, 60.0)
+    lifetime = section.parsed("consent_lifetime", parse_duration) or 30 * 86400.0
+    if lifetime > MAX_CONSENT_SECONDS:
+        section.problem("consent_lifetime", "consent_lifetime: at most 365 days")
+    text = section.get("text", str, "")
+    text_file = section.get("text_file", str, "")
+    if text_file:
+        try:
+            text = _resolve(text_file, path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            section.problem("text_file", f"text_file: cannot read {text_file!r}: {error}")
+    for key, value, limit in (("version", version, 64), ("contact", contact, 300)):
+        if len(value) > limit or any(ord(character) < 0x20 for character in value):
+            section.problem(key, f"{key}: one line of at most {limit} characters")
+    license_document = section.get("license_document", str, "")
+    deny_after = section.get("deny_robots_violators_after", int, 0)
+    if section.has("deny_robots_violators_after") and deny_after < 1:
+        section.problem("deny_robots_violators_after", "deny_robots_violators_after: a whole number of at least 1")
+    source = f"{section.file}:{section.line}"
+    section.finish()
+    if collected.terms is None:
+        collected.terms = Terms(
+            version=version,
+            contact=contact,
+            uses=uses,
+            paths=tuple(paths),
+            crawl_rate=rate[0],
+            crawl_period=rate[1],
+            consent_lifetime=min(lifetime, MAX_CONSENT_SECONDS),
+            license_document=license_document,
+            robots_deny_after=deny_after if deny_after >= 1 else None,
+            text=text or DEFAULT_TEXT,
+            source=source,
+        )
+
+
+def parse_version(value: Any) -> str:
+    """A terms version: any scalar (a date, a number, a word), read as text."""
+    if isinstance(value, float):
+        raise ValueError(f"{value!r}: quote it (YAML reads 1.10 as the number 1.1)")
+    if isinstance(value, (dict, list)) or value is None:
+        raise ValueError("expected a word, number or date, like 2026-11-28")
+    return str(value)
+
+
+def _read_uses(section: Section, key: str) -> dict[str, str]:
+    """`uses: {train-ai: n, search: y}`: aipref keys, each y or n (true and false are read as y and n)."""
+    body = Section.of(section.raw(key), section.file, section.line_of(key), section.problems, key)
+    if body is None:
+        return {}
+    uses = {}
+    for use in list(body.data):
+        value = body.raw(use)
+        text = {True: "y", False: "n"}.get(value, value) if isinstance(value, bool) else value
+        if not USE_KEY.match(use):
+            body.problem(use, f"{key}: {use!r} is not a usage key (lower-case letters, digits and -)")
+        elif text not in ("y", "n"):
+            body.problem(use, f"{key}: {use}: expected y or n")
+        else:
+            uses[use] = text
+    body.finish()
+    return uses
+
+
 def _read_limits(document: Section, collected: _Collected) -> None:
     limits = document.child("limits")
     if limits is None:
@@ -359,6 +461,8 @@ def _read_limits(document: Section, collected: _Collected) -> None:
         browsers = section.get("browsers", str, "challenge")
         if not section.has("rate"):
             section.problem(None, f"limit {name!r}: needs a rate, like rate: 120/min")
+        if not LIMIT_NAME.match(name):
+            section.problem(None, f"limit {name!r}: names are letters, digits, '.', '_' and '-' (they name headers)")
         for subject in per:
             if subject not in LIMIT_SUBJECTS:
                 section.problem("per", f"per: {subject!r} is not one of {', '.join(LIMIT_SUBJECTS)}")

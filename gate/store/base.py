@@ -43,6 +43,7 @@ class Verdicts:
 
     each: list[Verdict]
     banned_for: float = 0.0
+    fallback: bool = False  # answered by an in-process fallback, not the shared store (counts are per instance)
 
 
 class Store(Protocol):
@@ -79,10 +80,6 @@ class Store(Protocol):
 
     async def get_counts(self, keys: Sequence[str]) -> list[dict[str, int]]:
         """The counters of each hash, in one round trip ({} for an absent key)."""
-
-    @property
-    def degraded(self) -> bool:
-        """True while a fallback answers instead of the shared store."""
 
     async def ping(self) -> None:
         """Raise StoreError when the store is not reachable."""

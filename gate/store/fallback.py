@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from gate import metrics
 from gate.store.base import Quota, Store, StoreUnavailable, Verdicts
@@ -20,7 +21,8 @@ from gate.store.memory import MemoryStore
 T = TypeVar("T")
 
 log = logging.getLogger("gate.store")
-RETRY_SECONDS = 1.0  # after a failure, calls go to the fallback this long before the shared store is tried again
+FAILURES_TO_SWITCH = 3  # consecutive failed calls before every call goes to the fallback for a while
+RETRY_SECONDS = 1.0  # then the shared store is tried again after this long
 WARN_EVERY_SECONDS = 60.0
 
 
@@ -29,78 +31,102 @@ class FallbackStore:
         self.shared = shared
         self.timeout = timeout
         self.fallback = fallback or MemoryStore()
+        self._failures = 0
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._warned_at = -WARN_EVERY_SECONDS
 
     @property
     def degraded(self) -> bool:
-        """True while calls are answered by the in-process fallback."""
+        """True while every call is answered by the in-process fallback."""
         return self._down_since is not None
 
-    async def _call(self, operation: str, shared: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]) -> T:
-        now = time.monotonic()
-        if self._down_since is not None and now < self._retry_at:
-            return await local()
+    async def _call(
+        self, operation: str, shared: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]
+    ) -> tuple[T, bool]:
+        """The shared store's answer, or the fallback's when it fails or misses the deadline; and which it was.
+
+        The shared call runs as a task that is abandoned at the deadline: cancelling an await directly is not
+        reliably prompt on Python 3.11 (asyncio.wait_for inside redis-py can swallow the cancellation)."""
+        started = time.monotonic()
+        if self._down_since is not None and started < self._retry_at:
+            return await local(), True
+        task = asyncio.ensure_future(shared())
         try:
-            async with asyncio.timeout(self.timeout):
-                result = await shared()
-        except (StoreUnavailable, TimeoutError) as error:
-            self._failed(operation, str(error) or f"no answer within {self.timeout:g} s", now)
-            return await local()
-        if self._down_since is not None:
-            log.warning("store reachable again after %.1f s; leaving the in-process fallback", now - self._down_since)
-            self._down_since = None
-            metrics.store_fallback.set(0)
-        return result
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_consume)
+            self._failed(operation, f"no answer within {self.timeout:g} s", started)
+            return await local(), True
+        try:
+            result = task.result()
+        except StoreUnavailable as error:
+            self._failed(operation, error, started)
+            return await local(), True
+        self._succeeded(started)
+        return result, False
 
     def _failed(self, operation: str, error: object, now: float) -> None:
         metrics.store_errors_total.labels(operation).inc()
-        self._retry_at = now + RETRY_SECONDS
-        if self._down_since is None:
-            self._down_since = now
-            metrics.store_fallback.set(1)
+        self._failures += 1
+        if self._failures >= FAILURES_TO_SWITCH:
+            self._retry_at = now + RETRY_SECONDS
+            if self._down_since is None:
+                self._down_since = now
+                metrics.store_fallback.set(1)
         if now - self._warned_at >= WARN_EVERY_SECONDS:
             self._warned_at = now
+            log.warning("store call failed (%s: %s): answered from the in-process fallback", operation, error)
+
+    def _succeeded(self, started: float) -> None:
+        self._failures = 0
+        if self._down_since is not None and started >= self._down_since:  # not a call from before the outage
             log.warning(
-                "store unavailable (%s: %s): answering from the in-process fallback, retrying every %g s",
-                operation,
-                error,
-                RETRY_SECONDS,
+                "store reachable again after %.1f s; leaving the in-process fallback", started - self._down_since
             )
+            self._down_since = None
+            metrics.store_fallback.set(0)
 
     async def get(self, key: str) -> bytes | None:
-        return await self._call("get", lambda: self.shared.get(key), lambda: self.fallback.get(key))
+        return (await self._call("get", lambda: self.shared.get(key), lambda: self.fallback.get(key)))[0]
 
     async def set(self, key: str, value: bytes, ttl: float, *, only_if_absent: bool = False) -> bool:
-        return await self._call(
+        done, _ = await self._call(
             "set",
             lambda: self.shared.set(key, value, ttl, only_if_absent=only_if_absent),
             lambda: self.fallback.set(key, value, ttl, only_if_absent=only_if_absent),
         )
+        return done
 
     async def incr(self, key: str, ttl: float, amount: int = 1) -> int:
-        return await self._call(
+        value, _ = await self._call(
             "incr", lambda: self.shared.incr(key, ttl, amount), lambda: self.fallback.incr(key, ttl, amount)
         )
+        return value
 
     async def delete(self, key: str) -> bool:
-        return await self._call("delete", lambda: self.shared.delete(key), lambda: self.fallback.delete(key))
+        return (await self._call("delete", lambda: self.shared.delete(key), lambda: self.fallback.delete(key)))[0]
 
     async def ttl(self, key: str) -> float | None:
-        return await self._call("ttl", lambda: self.shared.ttl(key), lambda: self.fallback.ttl(key))
+        return (await self._call("ttl", lambda: self.shared.ttl(key), lambda: self.fallback.ttl(key)))[0]
 
     async def rate_limit(self, quotas: Sequence[Quota], ban_key: str | None = None) -> Verdicts:
-        return await self._call(
+        verdicts, local = await self._call(
             "rate_limit",
             lambda: self.shared.rate_limit(quotas, ban_key),
             lambda: self.fallback.rate_limit(quotas, ban_key),
         )
+        return replace(verdicts, fallback=True) if local else verdicts
 
     async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
-        return await self._call(
+        found, _ = await self._call(
             "scan", lambda: self.shared.scan(prefix, limit), lambda: self.fallback.scan(prefix, limit)
         )
+        return found
 
     async def add_counts(self, key: str, counts: Mapping[str, int], ttl: float) -> None:
         await self._call(
@@ -110,9 +136,10 @@ class FallbackStore:
         )
 
     async def get_counts(self, keys: Sequence[str]) -> list[dict[str, int]]:
-        return await self._call(
+        counts, _ = await self._call(
             "get_counts", lambda: self.shared.get_counts(keys), lambda: self.fallback.get_counts(keys)
         )
+        return counts
 
     async def ping(self) -> None:
         """Readiness asks the shared store itself: a gate on its fallback is serving, but not sharing."""
@@ -121,3 +148,9 @@ class FallbackStore:
     async def close(self) -> None:
         await self.shared.close()
         await self.fallback.close()
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned call's outcome, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()

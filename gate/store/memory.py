@@ -13,8 +13,6 @@ Value = bytes | int | dict[str, int]  # a string, a counter or a hash of counter
 
 
 class MemoryStore:
-    degraded = False
-
     DEFAULT_MAX_KEYS = 100_000
 
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:

@@ -9,10 +9,10 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from gate.store.base import Quota, StoreError, StoreUnavailable, Verdict, Verdicts
 from gate.store.gcra import milliseconds
@@ -20,8 +20,12 @@ from gate.store.gcra import milliseconds
 T = TypeVar("T")
 
 KEY_PREFIX = "gate:"
-# Short socket timeouts: a store that does not answer must not hold up requests (fail-open is the caller's choice).
-DEFAULT_TIMEOUTS = {"socket_timeout": "0.5", "socket_connect_timeout": "0.5"}
+# Socket timeouts are a backstop (FallbackStore's deadline is much shorter). Every concurrent command needs a
+# connection of its own: the pool must hold as many as a worker has requests in flight.
+DEFAULT_OPTIONS = {"socket_timeout": "0.5", "socket_connect_timeout": "0.5", "max_connections": "1024"}
+# Replies that mean the caller asked for something wrong; every other refusal (OOM, MISCONF, LOADING, READONLY,
+# MASTERDOWN, CLUSTERDOWN, TRYAGAIN, NOPERM, ...) means Redis cannot serve now, and a fallback may answer.
+CALLER_ERRORS = ("WRONGTYPE", "value is not an integer")
 
 # INCRBY and set the expiry only when the counter is new: one atomic round trip.
 INCR_WITH_TTL = """
@@ -72,22 +76,26 @@ end
 return reply
 """
 SCAN_BATCH = 1000
+UNCHARGED = Verdict(True, 0, 0.0, 0.0)  # a quota in a slot never charged because another refused first
 GLOB_SPECIAL = re.compile(r"[\\*?\[\]]")
 
 
-def _with_default_timeouts(url: str) -> str:
+def _with_default_options(url: str) -> str:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    for name, value in DEFAULT_TIMEOUTS.items():
+    for name, value in DEFAULT_OPTIONS.items():
         query.setdefault(name, value)
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def sentinel_client(url: str) -> tuple[Any, list[Any]]:
-    """redis+sentinel://[:password@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]: the primary the sentinels name, found
-    again by asking them after every failover. Returns the client and the sentinels' own clients (to close)."""
+    """redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB][?sentinel_password=…]: the primary
+    the sentinels name, found again by asking them after every failover. The credentials are the primary's
+    (percent-decoded); `sentinel_password` is the sentinels' own when they require one. Returns the client and the
+    sentinels' own clients (to close)."""
     parts = urlsplit(url)
-    hosts = parts.netloc.rpartition("@")[2]
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = credentials.partition(":") if credentials else ("", "", "")
     sentinels = []
     for address in hosts.split(","):
         host, _, port = address.rpartition(":")
@@ -98,15 +106,17 @@ def sentinel_client(url: str) -> tuple[Any, list[Any]]:
     if not service:
         raise ValueError(f"{url!r}: name the monitored service, like redis+sentinel://HOST:PORT/mymaster")
     options = dict(parse_qsl(parts.query))
-    timeouts: dict[str, Any] = {name: float(options.get(name, value)) for name, value in DEFAULT_TIMEOUTS.items()}
-    sentinel = aioredis.Sentinel(sentinels, sentinel_kwargs=timeouts, **timeouts)  # type: ignore[no-untyped-call]
-    client = sentinel.master_for(service, db=int(db or 0), password=parts.password, **timeouts)
+    settings: dict[str, Any] = {name: float(options.get(name, value)) for name, value in DEFAULT_OPTIONS.items()}
+    settings["max_connections"] = int(settings["max_connections"])
+    sentinel_settings = {"socket_timeout": settings["socket_timeout"], "password": options.get("sentinel_password")}
+    sentinel = aioredis.Sentinel(sentinels, sentinel_kwargs=sentinel_settings)  # type: ignore[no-untyped-call]
+    client = sentinel.master_for(
+        service, db=int(db or 0), username=unquote(user) or None, password=unquote(password) or None, **settings
+    )
     return client, list(sentinel.sentinels)
 
 
 class RedisStore:
-    degraded = False  # no fallback of its own: FallbackStore adds one
-
     def __init__(self, client: Any, sentinels: Sequence[Any] = ()) -> None:
         self._client = client
         self._sentinels = sentinels
@@ -121,7 +131,7 @@ class RedisStore:
         scheme = urlsplit(url).scheme
         if scheme == "redis+sentinel":
             return cls(*sentinel_client(url))
-        url = _with_default_timeouts(url)
+        url = _with_default_options(url)
         if scheme in ("redis+cluster", "rediss+cluster"):
             plain = scheme.removesuffix("+cluster") + url[len(scheme) :]
             return cls(aioredis.RedisCluster.from_url(plain))
@@ -133,10 +143,10 @@ class RedisStore:
                 await self._start_cluster()
             return await operation()
         except ResponseError as error:
-            if isinstance(error, ReadOnlyError):  # a replica during a failover: the primary will be back
-                raise StoreUnavailable(f"redis: {error}") from error
-            raise StoreError(f"redis: {error}") from error
-        except (RedisError, OSError) as error:
+            if any(sign in str(error) for sign in CALLER_ERRORS):
+                raise StoreError(f"redis: {error}") from error
+            raise StoreUnavailable(f"redis: {error}") from error
+        except (RedisError, RedisClusterException, OSError) as error:
             raise StoreUnavailable(f"redis: {error or type(error).__name__}") from error
 
     async def _start_cluster(self) -> None:
@@ -172,25 +182,31 @@ class RedisStore:
     async def rate_limit(self, quotas: Sequence[Quota], ban_key: str | None = None) -> Verdicts:
         if not self._cluster:
             return await self._call(lambda: self._charge(quotas, ban_key))
-        # A cluster runs a script on one slot: one script per slot, all sent at once.
+        return await self._call(lambda: self._charge_cluster(quotas, ban_key))
+
+    async def _charge_cluster(self, quotas: Sequence[Quota], ban_key: str | None) -> Verdicts:
+        """A script runs on one slot. The first slot (the ban key's, which the client's own quotas share) is
+        charged first; only when it neither bans nor refuses are the other slots charged, all at once. So a banned
+        or refused client charges nothing, at the cost of a second round trip for requests with per-agent or
+        per-site quotas."""
         slots: dict[int, list[Quota]] = {}
+        if ban_key is not None:
+            slots[self._client.keyslot(KEY_PREFIX + ban_key)] = []
         for quota in quotas:
             slots.setdefault(self._client.keyslot(KEY_PREFIX + quota.key), []).append(quota)
-        ban_slot = self._client.keyslot(KEY_PREFIX + ban_key) if ban_key is not None else None
-        if ban_slot is not None:
-            slots.setdefault(ban_slot, [])
-        groups = list(slots.items())
-        answers = await self._call(
-            lambda: asyncio.gather(
-                *(self._charge(group, ban_key if slot == ban_slot else None) for slot, group in groups)
-            )
-        )
-        banned_for = max((answer.banned_for for answer in answers), default=0.0)
-        if banned_for > 0:
-            return Verdicts([], banned_for)
+        groups = list(slots.values())
+        if not groups:
+            return Verdicts([])
+        first = await self._charge(groups[0], ban_key)
+        if first.banned_for > 0:
+            return first
+        if not all(verdict.allowed for verdict in first.each):
+            refused = dict(zip(map(id, groups[0]), first.each, strict=True))
+            return Verdicts([refused.get(id(quota), UNCHARGED) for quota in quotas])
+        answers = [first, *await asyncio.gather(*(self._charge(group, None) for group in groups[1:]))]
         by_quota = {
             id(quota): verdict
-            for (_, group), answer in zip(groups, answers, strict=True)
+            for group, answer in zip(groups, answers, strict=True)
             for quota, verdict in zip(group, answer.each, strict=True)
         }
         return Verdicts([by_quota[id(quota)] for quota in quotas])
@@ -219,12 +235,19 @@ class RedisStore:
                 names.append(name)
                 if len(names) >= limit:
                     break
-            found = []
-            for name in names:  # one key at a time: in a cluster, each may live on another node
-                value, left = await self._client.get(name), await self._client.pttl(name)
-                if value is not None and left > 0:
-                    found.append((name.decode()[len(KEY_PREFIX) :], value, left / 1000))
-            return found
+            if self._cluster:  # one key at a time: each may live on another node
+                values = [(await self._client.get(name), await self._client.pttl(name)) for name in names]
+            else:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for name in names:
+                        pipe.get(name).pttl(name)
+                    replies = await pipe.execute()
+                values = list(zip(replies[::2], replies[1::2], strict=True))
+            return [
+                (name.decode()[len(KEY_PREFIX) :], value, left / 1000)
+                for name, (value, left) in zip(names, values, strict=True)
+                if value is not None and left > 0
+            ]
 
         return await self._call(collect)
 

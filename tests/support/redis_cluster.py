@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -10,7 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.ports import free_port, stop, wait_for_port
+from tests.support.ports import free_port, stop
+from tests.support.redis_server import redis_cli, start_redis_server
 
 BUS_OFFSET = 10000  # Redis Cluster's node-to-node bus listens on port + 10000
 
@@ -46,44 +46,20 @@ def _cluster_ready(cli: str, port: int) -> bool:
 
 @contextmanager
 def redis_cluster(directory: Path, nodes: int = 3) -> Iterator[str]:
-    server = shutil.which("redis-server")
-    cli = shutil.which("redis-cli")
-    if server is None or cli is None:
-        raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
+    cli = redis_cli()
     ports = _cluster_ports(nodes)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:
             node_dir = directory / f"node-{port}"
             node_dir.mkdir()
-            log = node_dir / "redis.log"
-            process = subprocess.Popen(
-                [
-                    server,
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    str(directory / f"nodes-{port}.conf"),
-                    "--cluster-node-timeout",
-                    "2000",
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(node_dir),
-                    "--logfile",
-                    str(log),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
-            )
-            processes.append(process)
-            wait_for_port("127.0.0.1", port, process, log)
+            cluster_options = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(directory / f"nodes-{port}.conf"),
+            ]
+            processes.append(start_redis_server(node_dir, port, *cluster_options, "--cluster-node-timeout", "2000"))
         addresses = [f"127.0.0.1:{port}" for port in ports]
         create = subprocess.run(
             [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -10,41 +9,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.ports import free_port, stop, wait_for_port
+from tests.support.redis_server import redis_binary, redis_cli, start_redis_server
 
 MASTER_NAME = "gate-primary"
 
 
 @contextmanager
 def redis_sentinel(directory: Path) -> Iterator[str]:
-    server = shutil.which("redis-server")
-    cli = shutil.which("redis-cli")
-    if server is None or cli is None:
-        raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
+    server, cli = redis_binary(), redis_cli()
     master_port = free_port()
-    master_log = directory / "redis.log"
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        master = subprocess.Popen(
-            [
-                server,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(master_port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(directory),
-                "--logfile",
-                str(master_log),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(master)
-        wait_for_port("127.0.0.1", master_port, master, master_log)
+        processes.append(start_redis_server(directory, master_port))
 
         sentinel_port = free_port()
         sentinel_log = directory / "sentinel.log"

@@ -10,16 +10,26 @@ from pathlib import Path
 
 from tests.support.ports import free_port, stop, wait_for_port
 
+NOT_INSTALLED = "redis-server is not installed: `make test` installs it (apt-get install redis-server)"
 
-def start_redis_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    """A redis-server on 127.0.0.1:port, answering when this returns; the caller stops it."""
-    binary = shutil.which("redis-server")
+
+def redis_binary(name: str = "redis-server") -> str:
+    binary = shutil.which(name)
     if binary is None:
-        raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
+        raise RuntimeError(NOT_INSTALLED)
+    return binary
+
+
+def redis_cli() -> str:
+    return redis_binary("redis-cli")
+
+
+def start_redis_server(directory: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
+    """A redis-server on 127.0.0.1:port with extra `options`, answering when this returns; the caller stops it."""
     log = directory / f"redis-{port}.log"
-    options = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    defaults = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(
-        [binary, *options, "--dir", str(directory), "--logfile", str(log)],
+        [redis_binary(), *defaults, "--dir", str(directory), "--logfile", str(log), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )

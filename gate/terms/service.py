@@ -1,0 +1,286 @@
+"""The terms as gate serves them: the documents (robots.txt, /.well-known/tdmrep.json, /.gate/terms), the headers
+on every proxied response, the `terms` action's answer, consent (accepting, and the requests that carry it), and
+robots.txt compliance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, Router
+
+from gate import metrics
+from gate.asgi import Receive, Scope, Send
+from gate.facts import Facts
+from gate.fingerprint import Signals
+from gate.keys import KeyRing
+from gate.policy.engine import Policy
+from gate.policy.model import Limit
+from gate.proxy import Forwarder
+from gate.store import Quota, Store
+from gate.terms.consent import (
+    MAX_BODY_BYTES,
+    BadAcceptance,
+    ConsentToken,
+    consent_record,
+    presented_token,
+    rate_key,
+    read_acceptance,
+    record_key,
+    revocation_key,
+)
+from gate.terms.documents import ai_robots_names, merged_robots, tdmrep_json, terms_html, terms_json
+from gate.terms.model import Terms
+from gate.terms.robots import RobotsCache
+from gate.throttle import Refusal, client_tag
+
+log = logging.getLogger("gate.terms")
+ROBOTS_PATH = "/robots.txt"
+TDMREP_PATH = "/.well-known/tdmrep.json"
+ROBOTS_CLASSES = frozenset({"ai-crawler", "ai-assistant", "search-engine", "seo-crawler", "archiver"})
+ACCEPT_QUOTA = (360.0, 10)  # acceptances per address: one per 6 minutes, 10 at once
+CONSENT_BURST = 5
+VIOLATION_WINDOW = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentCheck:
+    """What a consent token presented with a `terms` request is worth."""
+
+    allowed: bool
+    reason: str  # why not: no-consent, invalid-token, expired, other-agent, outdated-terms, not-opened, revoked, rate
+    refusal: Refusal | None = None  # over the consent's crawl rate
+
+
+class TermsService:
+    def __init__(
+        self,
+        keys: KeyRing,
+        store: Store,
+        forwarder: Forwarder,
+        own_prefix: str,
+        contact: str,
+        policy: Callable[[], Policy],
+    ) -> None:
+        self.keys = keys
+        self.store = store
+        self.own_prefix = own_prefix
+        self.terms_path = own_prefix + "terms"
+        self.contact = contact
+        self.policy = policy
+        self.robots = RobotsCache(forwarder, self._merge)
+        self._violators: dict[str, float] = {}  # agent -> until when it is denied for ignoring robots.txt
+        self._terms: tuple[Policy, Terms] | None = None
+        self.router = Router(
+            routes=[
+                Route(ROBOTS_PATH, self.robots_txt, methods=["GET", "HEAD"]),
+                Route(TDMREP_PATH, self.tdmrep, methods=["GET", "HEAD"]),
+                Route(self.terms_path, self.terms_page, methods=["GET", "HEAD"]),
+                Route(self.terms_path + "/accept", self.accept, methods=["POST"]),
+            ]
+        )
+
+    @property
+    def terms(self) -> Terms:
+        """The policy's terms, with --contact when they name no contact of their own (built once per policy)."""
+        policy = self.policy()
+        if self._terms is None or self._terms[0] is not policy:
+            terms = policy.terms
+            self._terms = (policy, terms if terms.contact or not self.contact else replace(terms, contact=self.contact))
+        return self._terms[1]
+
+    def owns(self, path: str) -> bool:
+        return path in (ROBOTS_PATH, TDMREP_PATH) or path == self.terms_path or path.startswith(self.terms_path + "/")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.router(scope, receive, send)
+
+    # --- documents ----------------------------------------------------------------------------------------------
+
+    def _merge(self, upstream: str) -> str:
+        terms = self.terms
+        names = ai_robots_names(self.policy().fingerprinter.catalog.agents)
+        return merged_robots(upstream, terms, names, self.terms_path)
+
+    async def robots_txt(self, request: Request) -> Response:
+        """Always 200, to every client: the upstream's robots.txt with the terms' groups."""
+        robots = await self.robots.get(request.scope["gate.facts"].host)
+        return PlainTextResponse(robots.text, headers={"cache-control": "public, max-age=300"})
+
+    async def tdmrep(self, request: Request) -> Response:
+        return JSONResponse(tdmrep_json(self.terms, self.policy_url(request)), headers=_cacheable())
+
+    async def terms_page(self, request: Request) -> Response:
+        """HTML for people, JSON for machines (whatever asks for application/json and not text/html)."""
+        base = base_url(request)
+        accept = request.headers.get("accept", "")
+        if "application/json" in accept and "text/html" not in accept:
+            return JSONResponse(terms_json(self.terms, base, self.own_prefix), headers=_cacheable())
+        return HTMLResponse(terms_html(self.terms, base, self.own_prefix), headers=_cacheable())
+
+    def policy_url(self, request: Request) -> str:
+        return base_url(request) + self.terms_path
+
+    def response_headers(self, facts: Facts) -> list[tuple[bytes, bytes]]:
+        """Content-Usage, TDMRep and the terms link, for a response to `facts`' path."""
+        terms = self.terms
+        return [
+            (b"content-usage", terms.content_usage(facts.path).encode()),
+            (b"tdm-reservation", b"1" if terms.tdm_reserved(facts.path) else b"0"),
+            (b"tdm-policy", f"{facts.scheme}://{facts.host}{self.terms_path}".encode("latin-1", "replace")),
+            (b"link", f'<{self.terms_path}>; rel="terms-of-service"'.encode()),
+        ]
+
+    # --- the terms action -----------------------------------------------------------------------------------------
+
+    async def send_terms(self, send: Send, facts: Facts, signals: Signals, reason: str) -> int:
+        """403 with the machine-readable terms instead of the content."""
+        terms = self.terms
+        base = f"{facts.scheme}://{facts.host}"
+        body = {
+            "error": "terms",
+            "reason": reason,
+            "message": "This site's content is offered to AI crawlers only under its terms; accept them to be let "
+            "in where they allow it.",
+            "terms": terms_json(terms, base, self.own_prefix),
+        }
+        metrics.terms_served_total.labels(signals.agent_name or signals.agent_class, reason).inc()
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"cache-control", b"no-store"),
+            *self.response_headers(facts),
+        ]
+        await send({"type": "http.response.start", "status": 403, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        return 403
+
+    async def check_consent(self, facts: Facts, signals: Signals) -> ConsentCheck:
+        """A request the rules answer with the terms: does it carry a consent that opens this path to it?"""
+        text = presented_token(facts)
+        if text is None:
+            return ConsentCheck(False, "no-consent")
+        token = ConsentToken.open(self.keys, text)
+        terms = self.terms
+        if token is None:
+            return ConsentCheck(False, "invalid-token")
+        if token.expires <= time.time():
+            return ConsentCheck(False, "expired")
+        if token.agent != signals.agent_name:
+            return ConsentCheck(False, "other-agent")
+        if token.version != terms.version:
+            return ConsentCheck(False, "outdated-terms")
+        if not terms.opens(facts.path, token.purpose):
+            return ConsentCheck(False, "not-opened")
+        interval = terms.crawl_period / terms.crawl_rate
+        answer = await self.store.rate_limit(
+            [Quota(rate_key(token.id), interval, CONSENT_BURST)], revocation_key(token.id)
+        )
+        if answer.banned_for > 0:
+            return ConsentCheck(False, "revoked")
+        verdict = answer.each[0]
+        if not verdict.allowed:
+            limit = Limit("consent", terms.crawl_rate, terms.crawl_period, CONSENT_BURST)
+            return ConsentCheck(False, "rate", Refusal("limit", verdict.retry_after, limit))
+        metrics.consented_requests_total.labels(token.agent).inc()
+        return ConsentCheck(True, "consent")
+
+    # --- accepting ------------------------------------------------------------------------------------------------
+
+    async def accept(self, request: Request) -> Response:
+        try:
+            return await self._accept(request)
+        except BadAcceptance as error:
+            metrics.consent_refusals_total.labels(str(error.status)).inc()
+            headers = {"retry-after": str(round(ACCEPT_QUOTA[0]))} if error.status == 429 else None
+            return JSONResponse({"error": str(error)}, status_code=error.status, headers=headers)
+
+    async def _accept(self, request: Request) -> Response:
+        if "application/json" not in request.headers.get("content-type", ""):
+            raise BadAcceptance(415, "send the acceptance as application/json")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise BadAcceptance(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        acceptance = read_acceptance(bytes(body))
+        terms = self.terms
+        agent = self.policy().fingerprinter.catalog.by_name.get(acceptance.agent.lower())
+        if agent is None:
+            raise BadAcceptance(422, f"agent: {acceptance.agent!r} is not in this site's agent lists")
+        purposes = terms.purposes()
+        if acceptance.purpose not in purposes:
+            raise BadAcceptance(422, f"purpose: these terms open paths to {', '.join(purposes) or 'nothing'}")
+        if acceptance.terms_version != terms.version:
+            raise BadAcceptance(409, f"terms_version: the terms in force are version {terms.version}")
+        facts = request.scope["gate.facts"]
+        interval, burst = ACCEPT_QUOTA
+        quota = Quota(f"accept:{client_tag(facts.prefix)}{facts.ip}", interval, burst)
+        if not (await self.store.rate_limit([quota])).each[0].allowed:
+            raise BadAcceptance(429, "too many acceptances from this address; try again later")
+        now = time.time()
+        token = ConsentToken.mint(agent.name, acceptance.purpose, terms.version, terms.consent_lifetime, now)
+        record = consent_record(token, acceptance, facts, now)
+        await self.store.set(record_key(token.id), record, terms.consent_lifetime)
+        metrics.consents_accepted_total.labels(agent.name, acceptance.purpose).inc()
+        log.info("consent %s accepted: %s", token.id, record.decode())
+        opened = [entry.path for entry in terms.opened(acceptance.purpose)]
+        return JSONResponse(
+            {
+                "token": token.seal(self.keys),
+                "id": token.id,
+                "agent": token.agent,
+                "purpose": token.purpose,
+                "terms_version": token.version,
+                "expires": token.expires,
+                "paths": opened,
+                "crawl_rate": {"requests": terms.crawl_rate, "per_seconds": terms.crawl_period},
+                "use": "send Authorization: Bearer <token> with each request, as this agent",
+            },
+            status_code=201,
+            headers={"cache-control": "no-store"},
+        )
+
+    # --- robots.txt compliance --------------------------------------------------------------------------------
+
+    def robots_fetched(self, signals: Signals) -> None:
+        if signals.agent_name and signals.agent_class in ROBOTS_CLASSES:
+            metrics.robots_fetches_total.labels(signals.agent_name).inc()
+
+    def ignores_robots(self, signals: Signals) -> bool:
+        """Has this agent been caught fetching what robots.txt disallows it often enough to be denied?"""
+        until = self._violators.get(signals.agent_name or "")
+        return until is not None and until > time.monotonic()
+
+    async def check_robots(self, facts: Facts, signals: Signals) -> bool:
+        """Count a request for a path robots.txt disallows to this agent; True when it is one."""
+        name = signals.agent_name
+        if not name or signals.agent_class not in ROBOTS_CLASSES:
+            return False
+        robots = self.robots.cached(facts.host)
+        url = f"{facts.scheme}://{facts.host}{facts.path}" + (f"?{facts.query}" if facts.query else "")
+        if robots is None or robots.allows(name, url):
+            return False
+        metrics.robots_violations_total.labels(name).inc()
+        deny_after = self.terms.robots_deny_after
+        violations = await self.store.incr(f"robots-violations:{{{name}}}", VIOLATION_WINDOW)
+        if deny_after is not None and violations >= deny_after and not self.ignores_robots(signals):
+            log.warning("%s fetched %d paths robots.txt disallows it today: denying it", name, violations)
+            self._violators[name] = time.monotonic() + VIOLATION_WINDOW
+        return True
+
+
+def base_url(request: Request) -> str:
+    facts: Facts = request.scope["gate.facts"]
+    return f"{facts.scheme}://{facts.host}"
+
+
+def _cacheable() -> dict[str, str]:
+    return {"cache-control": "public, max-age=300"}
