@@ -103,7 +103,7 @@ site_busy = Gauge(
 terms_served_total = Counter(
     "gate_terms_served_total",
     "Requests answered with the terms (403) instead of the content, by agent and why: no-consent, invalid-token, "
-    "expired, other-agent, outdated-terms, not-opened, revoked.",
+    "expired, other-agent, unverified-agent, outdated-terms, not-opened, revoked.",
     ["agent", "reason"],
 )
 consents_accepted_total = Counter(

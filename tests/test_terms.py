@@ -24,8 +24,12 @@ from tests.support.ports import free_port
 from tests.test_admin import sample
 
 VERSION = "2026-12-01"
+# The test's GPTBot crawls from loopback: its list says so (an importing file's network list wins), so it is
+# verified, as a real GPTBot from OpenAI's published ranges is.
 RULES = f"""
 import: [shipped:default.yaml]
+networks:
+  openai-gptbot: [127.0.0.0/8]
 terms:
   version: {VERSION}
   contact: mailto:owner@blog.example

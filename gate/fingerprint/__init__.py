@@ -39,10 +39,17 @@ class JA4Settings:
 
 
 class Fingerprinter:
-    def __init__(self, catalog: AgentCatalog, networks: NetworkIndex, ja4: JA4Settings | None = None) -> None:
+    def __init__(
+        self,
+        catalog: AgentCatalog,
+        networks: NetworkIndex,
+        ja4: JA4Settings | None = None,
+        verifiers: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.networks = networks
         self.ja4 = ja4
+        self.verifiers = verifiers or {}  # agent name -> the network lists whose addresses prove it
 
     def __call__(self, facts: Facts) -> Signals:
         match = self.catalog.classify(facts.user_agent)
@@ -57,10 +64,20 @@ class Fingerprinter:
                 for name, fingerprints in self.ja4.lists.items()
                 if fingerprint in fingerprints
             ]
+        networks = self.networks.lookup(facts.ip) if self.networks.names else frozenset()
+        verified = False
+        proofs = self.verifiers.get(match.agent.name) if match.agent is not None else None
+        if proofs is not None:
+            verified = not proofs.isdisjoint(networks)
+            if not verified:
+                findings.append(
+                    Signal("impostor", f"claims to be {match.agent_name} from outside its operator's published ranges")
+                )
         return Signals(
             agent_class=agent_class,
             agent=match.agent,
             browser=match.browser,
-            networks=self.networks.lookup(facts.ip) if self.networks.names else frozenset(),
+            verified=verified,
+            networks=networks,
             findings=tuple(findings),
         )

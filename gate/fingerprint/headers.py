@@ -27,6 +27,7 @@ SIGNAL_WEIGHTS: dict[str, float] = {
     "no-accept-language": 2,
     "no-accept-encoding": 2,
     "library-headers": 4,
+    "impostor": 8,  # names an agent whose operator publishes its addresses, from an address outside them
 }
 
 SEC_FETCH_VALUES = {

@@ -76,6 +76,7 @@ class _Collected:
     bans: Bans | None = None
     load: LoadThresholds | None = None
     terms: Terms | None = None
+    verified: list[tuple[str, list[str], str, int]] = field(default_factory=list)  # (agent, lists, file, line)
     thresholds: list[Threshold] | None = None
     default: tuple[Effect, str] | None = None
     files: list[Path] = field(default_factory=list)
@@ -92,6 +93,7 @@ def load_policy(path: Path) -> Policy:
     catalog = AgentCatalog(agents)
     compiler = _Compiler(collected, catalog, problems)
     rules = compiler.rules()
+    verifiers = _check_verified(collected, catalog, problems)
     if problems:
         raise RulesError(sorted(problems, key=lambda problem: (problem.file, problem.line)))
     ja4 = JA4Settings(collected.ja4_header, collected.ja4_lists) if collected.ja4_header else None
@@ -102,7 +104,7 @@ def load_policy(path: Path) -> Policy:
         thresholds=tuple(sorted(collected.thresholds or [], key=lambda threshold: -threshold.score)),
         default=Threshold("default", float("-inf"), default_effect, default_source),
         weights=weights,
-        fingerprinter=Fingerprinter(catalog, NetworkIndex(collected.networks), ja4),
+        fingerprinter=Fingerprinter(catalog, NetworkIndex(collected.networks), ja4, verifiers),
         limits=dict(collected.limits),
         guards=tuple(collected.limits[name] for name, _ in collected.guards or []),
         files=tuple(dict.fromkeys(collected.files)),
@@ -175,6 +177,7 @@ def _read_file(
     _read_bans(document, collected)
     _read_load(document, collected)
     _read_terms(document, path, collected)
+    _read_verified(document, collected)
     if document.has("guards") and collected.guards is None:
         guards_source = f"{file}:{document.line_of('guards')}"
         collected.guards = [(name, guards_source) for name in document.strings("guards")]
@@ -417,6 +420,37 @@ def _read_terms(document: Section, path: Path, collected: _Collected) -> None:
             text=text or DEFAULT_TEXT,
             source=source,
         )
+
+
+def _read_verified(document: Section, collected: _Collected) -> None:
+    """`verified: {AGENT: [network list, ...]}`: the ranges that prove an agent is who it says. An importing file's
+    entry for an agent wins over an imported one's."""
+    section = document.child("verified")
+    if section is None:
+        return
+    known = {agent.lower() for agent, _, _, _ in collected.verified}
+    for agent in list(section.data):
+        lists = section.strings(agent)
+        if not lists:
+            section.problem(agent, f"verified: {agent}: name the network lists that prove it")
+        elif agent.lower() not in known:
+            collected.verified.append((agent, lists, section.file, section.line_of(agent)))
+    section.finish()
+
+
+def _check_verified(collected: _Collected, catalog: AgentCatalog, problems: list[Problem]) -> dict[str, frozenset[str]]:
+    """Agent name -> network lists, once the agent lists and networks are all read."""
+    verifiers = {}
+    for agent, lists, file, line in collected.verified:
+        found = catalog.by_name.get(agent.lower())
+        if found is None:
+            problems.append(Problem(file, line, f"verified: {agent!r} is not in the agent lists"))
+            continue
+        unknown = [name for name in lists if name not in collected.networks]
+        if unknown:
+            problems.append(Problem(file, line, f"verified: {found.name}: {', '.join(unknown)} is not in networks:"))
+        verifiers[found.name] = frozenset(lists)
+    return verifiers
 
 
 def parse_version(value: Any) -> str:

@@ -54,7 +54,8 @@ class ConsentCheck:
     """What a consent token presented with a `terms` request is worth."""
 
     allowed: bool
-    reason: str  # why not: no-consent, invalid-token, expired, other-agent, outdated-terms, not-opened, revoked, rate
+    reason: str  # why not: no-consent, invalid-token, expired, other-agent, unverified-agent, outdated-terms,
+    # not-opened, revoked, rate
     refusal: Refusal | None = None  # over the consent's crawl rate
 
 
@@ -175,6 +176,8 @@ class TermsService:
             return ConsentCheck(False, "expired")
         if token.agent != signals.agent_name:
             return ConsentCheck(False, "other-agent")
+        if "impostor" in signals.names:  # the agent's operator publishes its ranges, and this is not from them
+            return ConsentCheck(False, "unverified-agent")
         if token.version != terms.version:
             return ConsentCheck(False, "outdated-terms")
         if not terms.opens(facts.path, token.purpose):

@@ -330,11 +330,13 @@ def test_match_key(
 @pytest.mark.parametrize(
     ("user_agent", "path", "action", "rule", "difficulty"),
     [
-        (GPTBOT_UA, "/essays/one.html", Action.TERMS, "ai-agents-get-terms", None),
-        (CHATGPT_USER_UA, "/essays/one.html", Action.TERMS, "ai-agents-get-terms", None),
-        (GOOGLEBOT_UA, "/essays/one.html", Action.CHALLENGE, "unverified-search-engine-claims", 18),
+        (GPTBOT_UA, "/essays/one.html", Action.DENY, "impostors", None),  # not from OpenAI's published ranges
+        (CHATGPT_USER_UA, "/essays/one.html", Action.DENY, "impostors", None),
+        (GOOGLEBOT_UA, "/essays/one.html", Action.DENY, "impostors", None),
+        (CLAUDEBOT_UA, "/essays/one.html", Action.TERMS, "ai-agents-get-terms", None),  # publishes no ranges
+        ("Mozilla/5.0 (compatible; YandexBot/3.0)", "/", Action.CHALLENGE, "unverified-search-engine-claims", 18),
         (CURL_UA, "/", Action.CHALLENGE, "libraries-and-headless-browsers", 20),
-        (AHREFS_UA, "/", Action.DENY, "seo-crawlers", None),
+        (AHREFS_UA, "/", Action.DENY, "impostors", None),
         ("Nuclei - Open-source project (github.com/projectdiscovery/nuclei)", "/", Action.DENY, "scanners", None),
         ("Mozilla/5.0 (compatible; SomeNewBot/0.1)", "/", Action.CHALLENGE, "unknown-bots", 20),
         (GPTBOT_UA, "/robots.txt", Action.ALLOW, "site-files", None),
@@ -352,6 +354,26 @@ def test_shipped_policy_decides_for_typical_clients(
 ) -> None:
     decision = decide(shipped, "https://blog.example" + path, headers=[("User-Agent", user_agent)])
     assert (decision.action, decision.rule, decision.difficulty) == (action, rule, difficulty)
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "ip", "action", "rule"),
+    [
+        (GOOGLEBOT_UA, "66.249.66.1", Action.ALLOW, "verified-search-engines"),
+        (GPTBOT_UA, "4.227.36.1", Action.TERMS, "ai-agents-get-terms"),
+        (CHATGPT_USER_UA, "4.151.71.177", Action.TERMS, "ai-agents-get-terms"),
+        (GPTBOT_UA, "66.249.66.1", Action.DENY, "impostors"),  # a Google address is not OpenAI's
+    ],
+)
+def test_a_crawler_from_its_operators_published_ranges_is_verified(
+    shipped: Policy, user_agent: str, ip: str, action: Action, rule: str
+) -> None:
+    facts = facts_for("https://blog.example/essays/one.html", headers=[("User-Agent", user_agent)], ip=ip)
+    signals = shipped.fingerprint(facts)
+    decision = shipped.evaluate(facts, signals)
+    assert (decision.action, decision.rule) == (action, rule)
+    assert signals.verified is (rule != "impostors")
+    assert ("impostor" in signals.names) is (rule == "impostors")
 
 
 def test_shipped_policy_gives_a_clean_chromium_the_default_light_challenge(shipped: Policy) -> None:
@@ -433,7 +455,7 @@ def test_check_reads_the_rules_given(tmp_path: Path) -> None:
 
 def test_check_answers_one_json_line_per_request_line() -> None:
     lines = [
-        json.dumps({"url": "https://blog.example/", "headers": {"User-Agent": GPTBOT_UA}}),
+        json.dumps({"url": "https://blog.example/", "headers": {"User-Agent": GPTBOT_UA}, "ip": "4.227.36.1"}),
         "",
         "{not json",
         "[1, 2]",

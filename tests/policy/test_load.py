@@ -33,6 +33,7 @@ BAD_FILES = sorted(BAD.glob("*.yaml"))
 SHIPPED_RULES = [
     "site-files",
     "feeds",
+    "impostors",
     "ai-agents-get-terms",
     "ai-operator-networks",
     "verified-search-engines",
