@@ -150,7 +150,7 @@ class Gate:
         policy = self.rules.policy
         signals = policy.fingerprint(facts)
         decision = policy.evaluate(facts, signals)
-        if signals.agent_name is not None and self.terms.ignores_robots(signals):
+        if signals.agent_name is not None and self.terms.ignores_robots(facts, signals):
             decision = Decision(Action.DENY, ROBOTS_VIOLATOR, (*decision.reasons, ROBOTS_VIOLATOR_REASON))
         if self.settings.dry_run:
             return signals, decision, Action.ALLOW
@@ -175,9 +175,9 @@ class Gate:
             await self.auth(scope, send, facts, started)
             return
         signals, decision, action = self.decide(facts)
-        if signals.agent_name is not None:
-            await self.terms.check_robots(facts, signals)
         outcome = await self.responders[action](scope, receive, send, facts, signals, decision)
+        if signals.agent_name is not None and not outcome.consented:  # a consent is the owner's own opening
+            await self.terms.check_robots(facts, signals)
         self.record(facts, signals, decision, action, outcome, started)
 
     async def terms_document(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
@@ -388,7 +388,7 @@ def auth_request_facts(scope: Scope, facts: Facts, proxies: TrustedProxies, site
     headers = facts.headers
     method = headers.get("x-original-method") or headers.get("x-forwarded-method") or "GET"
     uri = headers.get("x-original-uri") or headers.get("x-forwarded-uri") or "/"
-    parts = urlsplit(uri)
+    parts = urlsplit("/" + uri.lstrip("/"))  # "//host/x" is a path the front proxy serves, never a host
     who = proxies.resolve(facts.peer, headers.get("x-forwarded-for"), headers.get("x-real-ip"))
     return Facts.build(
         scope,

@@ -20,7 +20,6 @@ from protego import Protego
 from tests.policy.helpers import CLAUDEBOT_UA, CURL_UA, GPTBOT_UA, browser_headers
 from tests.support.gate_process import GateProcess, start_gate
 from tests.support.nginx import Nginx
-from tests.support.ports import free_port
 from tests.test_admin import sample
 
 VERSION = "2026-12-01"
@@ -79,11 +78,11 @@ def lone_gate(tmp_path: Path, nginx: Nginx) -> Iterator[GateProcess]:
 
 
 @pytest.fixture(scope="module")
-def auth_gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateProcess]:
-    # In auth mode gate forwards nothing: the upstream is only probed by /readyz.
+def auth_gate(tmp_path_factory: pytest.TempPathFactory, nginx: Nginx) -> Iterator[GateProcess]:
+    # In auth mode gate forwards nothing; the upstream is asked only for its robots.txt (and by /readyz).
     directory = tmp_path_factory.mktemp("terms-auth")
     rules = rules_file(directory, RULES)
-    process = start_gate(directory, f"http://127.0.0.1:{free_port()}", "--rules", str(rules), "--mode", "auth")
+    process = start_gate(directory, nginx.url, "--rules", str(rules), "--mode", "auth")
     yield process
     process.stop()
 
@@ -336,6 +335,8 @@ BAD_ACCEPTANCES = [
     pytest.param(as_json(acceptance() | {"agent": 7, "terms_version": 1}), JSON, 422, "agent, terms_", id="types"),
     pytest.param(as_json(acceptance(scope="all")), JSON, 422, "unknown fields: scope", id="extra-field"),
     pytest.param(as_json(acceptance(contact="call us")), JSON, 422, "contact:", id="contact"),
+    pytest.param(as_json(acceptance(contact="ops@x.example\x1b[2J")), JSON, 422, "contact:", id="control-characters"),
+    pytest.param(b"[" * 3000, JSON, 400, "not JSON", id="deeply-nested"),
     pytest.param(as_json(acceptance(agent="NoSuchBot")), JSON, 422, "'NoSuchBot' is not", id="unknown-agent"),
     pytest.param(as_json(acceptance(purpose="resale")), JSON, 422, "open paths to train-ai", id="unknown-purpose"),
     pytest.param(as_json(acceptance(purpose="search")), JSON, 422, "open paths to train-ai", id="nothing-opened"),
@@ -381,22 +382,23 @@ def test_robots_txt_fetches_and_violations_are_counted_per_agent(terms_gate: Gat
     assert metric(terms_gate, "gate_robots_violations_total", agent="GPTBot") == violations + 1
 
 
-def test_an_agent_that_keeps_ignoring_robots_txt_is_denied(strict_gate: GateProcess) -> None:
-    token = accept(strict_gate)["token"]
+def test_an_agent_that_keeps_ignoring_robots_txt_is_denied_unless_verified(strict_gate: GateProcess) -> None:
     assert as_crawler(strict_gate, "/robots.txt").status_code == 200
-    assert terms_reason(as_crawler(strict_gate, "/page.html")) == "no-consent"
-    assert terms_reason(as_crawler(strict_gate, "/private/x")) == "no-consent"
-    assert metric(strict_gate, "gate_robots_violations_total", agent="GPTBot") == 2
+    assert terms_reason(as_crawler(strict_gate, "/page.html", user_agent=CLAUDEBOT_UA)) == "no-consent"
+    assert terms_reason(as_crawler(strict_gate, "/private/x", user_agent=CLAUDEBOT_UA)) == "no-consent"
+    assert metric(strict_gate, "gate_robots_violations_total", agent="ClaudeBot") == 2
 
-    denied = as_crawler(strict_gate, OPEN_PAGE, token)  # even where its consent would let it in
+    denied = as_crawler(strict_gate, "/essays/", user_agent=CLAUDEBOT_UA)
     assert denied.status_code == 403
     assert "Access denied" in denied.text
-    assert OPEN_TEXT not in denied.text
-    line = logged(strict_gate, OPEN_PAGE, agent="GPTBot")
+    line = logged(strict_gate, "/essays/", agent="ClaudeBot")
     assert (line["rule"], line["action"], line["status"]) == ("robots-violator", "deny", 403)
+    assert as_crawler(strict_gate, "/robots.txt", user_agent=CLAUDEBOT_UA).status_code == 200  # still readable
 
-    assert as_crawler(strict_gate, "/robots.txt").status_code == 200  # it can still read what it ignores
-    assert terms_reason(as_crawler(strict_gate, "/page.html", user_agent=CLAUDEBOT_UA)) == "no-consent"
+    # GPTBot here comes from its operator's published ranges: its violations are counted, it is never locked out.
+    for _ in range(3):
+        assert terms_reason(as_crawler(strict_gate, "/page.html")) == "no-consent"
+    assert metric(strict_gate, "gate_robots_violations_total", agent="GPTBot") == 3
 
 
 # Auth mode

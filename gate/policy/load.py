@@ -37,7 +37,15 @@ from gate.policy.model import (
     Threshold,
 )
 from gate.policy.source import LineDict, LineList, Problem, RulesError, Section, read_yaml
-from gate.terms.model import DEFAULT_TEXT, DEFAULT_USES, USE_KEY, PathTerms, Terms, terms_path_problem
+from gate.terms.model import (
+    DEFAULT_TEXT,
+    DEFAULT_USES,
+    USE_KEY,
+    PathTerms,
+    Terms,
+    robots_pattern,
+    terms_path_problem,
+)
 
 SHIPPED_PREFIX = "shipped:"
 ENTRY_FILE = "default.yaml"
@@ -401,6 +409,8 @@ def _read_terms(document: Section, path: Path, collected: _Collected) -> None:
         if len(value) > limit or any(ord(character) < 0x20 for character in value):
             section.problem(key, f"{key}: one line of at most {limit} characters")
     license_document = section.get("license_document", str, "")
+    if license_document and not re.fullmatch(r"https?://[!-~]+", license_document):
+        section.problem("license_document", "license_document: expected an http(s) URL")
     deny_after = section.get("deny_robots_violators_after", int, 0)
     if section.has("deny_robots_violators_after") and deny_after < 1:
         section.problem("deny_robots_violators_after", "deny_robots_violators_after: a whole number of at least 1")
@@ -411,7 +421,7 @@ def _read_terms(document: Section, path: Path, collected: _Collected) -> None:
             version=version,
             contact=contact,
             uses=uses,
-            paths=tuple(paths),
+            paths=tuple(sorted(paths, key=lambda entry: -len(robots_pattern(entry.path)))),  # most specific first
             crawl_rate=rate[0],
             crawl_period=rate[1],
             consent_lifetime=min(lifetime, MAX_CONSENT_SECONDS),

@@ -101,7 +101,7 @@ def read_acceptance(body: bytes) -> Acceptance:
     """The acceptance in a request body, or BadAcceptance saying what is wrong with it."""
     try:
         data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise BadAcceptance(400, f"the body is not JSON: {error}") from error
     if not isinstance(data, dict):
         raise BadAcceptance(400, "expected a JSON object with agent, contact, purpose and terms_version")
@@ -115,7 +115,7 @@ def read_acceptance(body: bytes) -> Acceptance:
     if unknown:
         raise BadAcceptance(422, f"unknown fields: {', '.join(unknown)}")
     contact = data["contact"].strip()
-    if not CONTACT.match(contact):
+    if not (CONTACT.match(contact) and contact.isascii() and contact.isprintable()):
         raise BadAcceptance(422, "contact: expected an email address or an http(s) URL")
     return Acceptance(data["agent"].strip()[:100], contact, data["purpose"].strip()[:40], data["terms_version"][:64])
 

@@ -93,7 +93,7 @@ def tdmrep_json(terms: Terms, policy_url: str) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for entry in terms.paths:
         pattern = robots_pattern(entry.path)
-        location = pattern[:-1] if pattern.endswith("$") else pattern + "*"
+        location = pattern if pattern.endswith("$") else pattern + "*"
         rules.append(
             {"location": location, "tdm-reservation": 0 if {**terms.uses, **entry.uses}.get(TRAINING_USE) == "y" else 1}
             | {"tdm-policy": policy_url}
@@ -132,26 +132,35 @@ def ai_robots_names(agents: Iterable[Agent]) -> list[str]:
 
 
 def content_usage_lines(terms: Terms) -> list[str]:
-    """aipref's robots.txt rules: the site's preferences, then each path's."""
+    """aipref's robots.txt rules: the site's preferences, then each path's (all of its uses, as in the header)."""
     lines = [f"Content-Usage: {terms.content_usage('/')}"]
     for entry in terms.paths:
-        lines.append(f"Content-Usage: {robots_pattern(entry.path)} {format_uses(entry.uses)}")
+        lines.append(f"Content-Usage: {robots_pattern(entry.path)} {format_uses({**terms.uses, **entry.uses})}")
     return lines
 
 
 def merged_robots(upstream: str, terms: Terms, ai_names: Sequence[str], terms_path: str) -> str:
-    """The upstream's robots.txt, then gate's groups: every client reads the site's content-usage preferences,
-    and the AI crawlers (named groups inherit nothing from `*`, so its Disallow lines are copied in) may fetch only
-    the paths the terms open (to a consenting crawler), and the terms."""
-    lines = [upstream.rstrip("\n")] if upstream.strip() else []
-    lines += ["", f"# Added by gate: the site's terms for automated use are at {terms_path}"]
+    """gate's groups, then the upstream's robots.txt. Every client reads the site's content-usage preferences; the
+    AI crawlers (named groups inherit nothing from `*`, so its Disallow lines are copied in) may fetch only the
+    terms and the paths the terms open to a consenting crawler, unless the owner's own robots.txt disallows them
+    (an Allow as long as a Disallow would win: RFC 9309). gate's groups come first, so a crawler that reads only
+    the first 500 KiB of a long file still reads them, `Disallow: /` first of all."""
+    disallowed = star_disallows(upstream)
+    owner_disallows = [line.removeprefix("Disallow: ") for line in disallowed]
+    lines = [f"# Added by gate: the site's terms for automated use are at {terms_path}"]
     if terms.license_document:
         lines.append(f"License: {terms.license_document}")
     lines += ["User-agent: *", *content_usage_lines(terms), ""]
     if ai_names:
         lines += [f"User-agent: {name}" for name in ai_names]
-        lines.append(f"Allow: {terms_path}")
-        lines += [f"Allow: {robots_pattern(entry.path)}" for entry in terms.opened()]
-        lines += star_disallows(upstream)
-        lines += ["Disallow: /", *content_usage_lines(terms)]
-    return "\n".join(lines).lstrip("\n") + "\n"
+        lines += ["Disallow: /", f"Allow: {terms_path}"]
+        for entry in terms.paths:
+            pattern = robots_pattern(entry.path)
+            if entry not in terms.opened():
+                lines.append(f"Disallow: {pattern}")  # an opt-out inside an opened directory
+            elif not any(pattern.startswith(prefix) for prefix in owner_disallows):
+                lines += [f"Allow: {pattern}"] + ([f"Allow: {pattern[:-1]}?"] if pattern.endswith("$") else [])
+        lines += [*disallowed, *content_usage_lines(terms), ""]
+    if upstream.strip():
+        lines += ["# The site's own robots.txt", upstream.rstrip("\n")]
+    return "\n".join(lines).rstrip("\n") + "\n"

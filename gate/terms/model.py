@@ -105,7 +105,7 @@ def terms_path_problem(glob: str) -> str | None:
     if not glob.startswith("/"):
         return "paths: each needs a path starting with /"
     body = glob[:-3] if glob.endswith("/**") else glob
-    if any(character in body for character in "*?[]{}$"):
+    if not glob.isprintable() or any(character in body for character in "*?[]{}$#% \t"):
         return f"paths: {glob!r}: use a directory (/dir/**) or an exact path; robots.txt cannot say other globs"
     return None
 

@@ -46,6 +46,8 @@ TDMREP_PATH = "/.well-known/tdmrep.json"
 ROBOTS_CLASSES = frozenset({"ai-crawler", "ai-assistant", "search-engine", "seo-crawler", "archiver"})
 ACCEPT_QUOTA = (360.0, 10)  # acceptances per address: one per 6 minutes, 10 at once
 CONSENT_BURST = 5
+MAX_VIOLATORS = 10_000  # (agent, network) pairs denied at once, per instance
+ACCEPTS_PER_SITE = (36.0, 100)  # acceptances from everyone together: 100 an hour, 100 at once
 VIOLATION_WINDOW = 86400.0
 
 
@@ -75,8 +77,8 @@ class TermsService:
         self.terms_path = own_prefix + "terms"
         self.contact = contact
         self.policy = policy
-        self.robots = RobotsCache(forwarder, self._merge)
-        self._violators: dict[str, float] = {}  # agent -> until when it is denied for ignoring robots.txt
+        self.robots = RobotsCache(forwarder, self._merge, lambda: self.terms)
+        self._violators: dict[tuple[str, str], float] = {}  # (agent, network) -> until when it is denied
         self._terms: tuple[Policy, Terms] | None = None
         self.router = Router(
             routes=[
@@ -112,7 +114,8 @@ class TermsService:
     async def robots_txt(self, request: Request) -> Response:
         """Always 200, to every client: the upstream's robots.txt with the terms' groups."""
         robots = await self.robots.get(request.scope["gate.facts"].host)
-        return PlainTextResponse(robots.text, headers={"cache-control": "public, max-age=300"})
+        max_age = 60 if robots.stand_in else 300
+        return PlainTextResponse(robots.text, headers={"cache-control": f"public, max-age={max_age}"})
 
     async def tdmrep(self, request: Request) -> Response:
         return JSONResponse(tdmrep_json(self.terms, self.policy_url(request)), headers=_cacheable())
@@ -224,10 +227,12 @@ class TermsService:
         if acceptance.terms_version != terms.version:
             raise BadAcceptance(409, f"terms_version: the terms in force are version {terms.version}")
         facts = request.scope["gate.facts"]
-        interval, burst = ACCEPT_QUOTA
-        quota = Quota(f"accept:{client_tag(facts.prefix)}{facts.ip}", interval, burst)
-        if not (await self.store.rate_limit([quota])).each[0].allowed:
-            raise BadAcceptance(429, "too many acceptances from this address; try again later")
+        quotas = [
+            Quota(f"accept:{client_tag(facts.prefix)}", *ACCEPT_QUOTA),  # per network: a /64 is one client
+            Quota("accept:{site}", *ACCEPTS_PER_SITE),
+        ]
+        if not all(verdict.allowed for verdict in (await self.store.rate_limit(quotas)).each):
+            raise BadAcceptance(429, "too many acceptances from this network, or from everyone; try again later")
         now = time.time()
         token = ConsentToken.mint(agent.name, acceptance.purpose, terms.version, terms.consent_lifetime, now)
         record = consent_record(token, acceptance, facts, now)
@@ -257,10 +262,17 @@ class TermsService:
         if signals.agent_name and signals.agent_class in ROBOTS_CLASSES:
             metrics.robots_fetches_total.labels(signals.agent_name).inc()
 
-    def ignores_robots(self, signals: Signals) -> bool:
-        """Has this agent been caught fetching what robots.txt disallows it often enough to be denied?"""
-        until = self._violators.get(signals.agent_name or "")
-        return until is not None and until > time.monotonic()
+    def ignores_robots(self, facts: Facts, signals: Signals) -> bool:
+        """Has this agent, from this network, been caught fetching what robots.txt disallows it often enough to be
+        denied? Counted per network, so nobody can get a crawler denied by wearing its name elsewhere; never for a
+        verified crawler (a proven operator is told off by the metrics, not locked out)."""
+        until = self._violators.get((signals.agent_name or "", facts.prefix))
+        if until is None:
+            return False
+        if until <= time.monotonic():
+            del self._violators[(signals.agent_name or "", facts.prefix)]
+            return False
+        return not signals.verified
 
     async def check_robots(self, facts: Facts, signals: Signals) -> bool:
         """Count a request for a path robots.txt disallows to this agent; True when it is one."""
@@ -269,14 +281,20 @@ class TermsService:
             return False
         robots = self.robots.cached(facts.host)
         url = f"{facts.scheme}://{facts.host}{facts.path}" + (f"?{facts.query}" if facts.query else "")
-        if robots is None or robots.allows(name, url):
+        if robots is None or robots.stand_in or robots.allows(name, url):
             return False
         metrics.robots_violations_total.labels(name).inc()
         deny_after = self.terms.robots_deny_after
-        violations = await self.store.incr(f"robots-violations:{{{name}}}", VIOLATION_WINDOW)
-        if deny_after is not None and violations >= deny_after and not self.ignores_robots(signals):
-            log.warning("%s fetched %d paths robots.txt disallows it today: denying it", name, violations)
-            self._violators[name] = time.monotonic() + VIOLATION_WINDOW
+        if deny_after is None or signals.verified:
+            return True
+        violations = await self.store.incr(f"robots-violations:{client_tag(facts.prefix)}{name}", VIOLATION_WINDOW)
+        if (
+            violations >= deny_after
+            and not self.ignores_robots(facts, signals)
+            and len(self._violators) < MAX_VIOLATORS
+        ):
+            log.warning("%s from %s fetched %d paths robots.txt disallows it: denied", name, facts.prefix, violations)
+            self._violators[(name, facts.prefix)] = time.monotonic() + VIOLATION_WINDOW
         return True
 
 

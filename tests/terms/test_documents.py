@@ -20,6 +20,7 @@ SITE = "https://blog.example"
 TERMS_PATH = "/.gate/terms"
 UPSTREAM = (Path(__file__).resolve().parent.parent / "data" / "site" / "robots.txt").read_text()
 AI_NAMES = ["ClaudeBot", "GPTBot"]
+POLICY_URL = "https://blog.example/.gate/terms"
 OPEN_TERMS = """
 terms:
   version: 2026-12-01
@@ -104,7 +105,7 @@ def test_the_star_groups_allow_lines_do_not_leak_into_the_ai_group(terms: Terms)
     text = robots(terms)
     assert may_fetch(text, "SomeBrowser", "/public/index.html")
     assert not may_fetch(text, "GPTBot", "/public/index.html")
-    assert "Allow: /public/" not in text.split("# Added by gate")[1]
+    assert "Allow: /public/" not in text.split("# The site's own robots.txt")[0]  # gate's groups
 
 
 def test_an_unlisted_client_follows_the_upstreams_star_group(terms: Terms) -> None:
@@ -117,22 +118,18 @@ def test_an_unlisted_client_follows_the_upstreams_star_group(terms: Terms) -> No
 
 def test_the_upstreams_own_groups_and_sitemap_are_kept(terms: Terms) -> None:
     text = robots(terms)
-    assert text.startswith(UPSTREAM.rstrip("\n") + "\n")
+    assert text.endswith("# The site's own robots.txt\n" + UPSTREAM.rstrip("\n") + "\n")  # after gate's groups
     for path in ("/", "/open/x", TERMS_PATH, "/public/"):
         assert not may_fetch(text, "BadBot", path), path
     assert list(Protego.parse(text).sitemaps) == ["https://blog.example/sitemap.xml"]
 
 
 def test_every_client_reads_the_content_usage_preferences(terms: Terms) -> None:
-    lines = robots(terms).splitlines()
-    gates_part = lines[next(number for number, line in enumerate(lines) if line.startswith("# Added by gate")) :]
-    assert TERMS_PATH in gates_part[0]
-    assert gates_part[1:4] == [
-        "User-agent: *",
-        "Content-Usage: train-ai=n, search=y",
-        "Content-Usage: /open/ train-ai=y",
-    ]
-    assert lines[-2:] == ["Content-Usage: train-ai=n, search=y", "Content-Usage: /open/ train-ai=y"]  # AI group
+    lines = robots(terms).split("# The site's own robots.txt")[0].rstrip("\n").splitlines()
+    assert lines[0].startswith("# Added by gate") and TERMS_PATH in lines[0]
+    usage = ["Content-Usage: train-ai=n, search=y", "Content-Usage: /open/ train-ai=y, search=y"]
+    assert lines[1:4] == ["User-agent: *", *usage]
+    assert lines[-2:] == usage  # the AI group's, which inherits nothing from *
 
 
 def test_without_an_upstream_robots_txt_only_gates_groups_are_served(terms: Terms) -> None:
@@ -269,3 +266,42 @@ def test_a_rules_file_with_its_own_terms_wins_over_the_shipped_ones(tmp_path: Pa
     terms = policy_from(tmp_path, "import: [shipped:default.yaml]\n" + OPEN_TERMS).terms
     assert terms.version == "2026-12-01"
     assert [entry.path for entry in terms.opened("train-ai")] == ["/open/**"]
+
+
+def test_an_opened_path_the_owners_robots_txt_disallows_stays_disallowed(tmp_path: Path) -> None:
+    terms = policy_from(tmp_path, OPEN_TERMS).terms
+    text = robots(terms, upstream="User-agent: *\nDisallow: /open/\n")
+    assert not may_fetch(text, "GPTBot", "/open/x")  # gate's Allow does not outrank the owner's own Disallow
+    assert not may_fetch(text, "SomeBrowser", "/open/x")
+
+
+def test_the_most_specific_path_entry_wins_everywhere(tmp_path: Path) -> None:
+    terms = policy_from(
+        tmp_path,
+        """
+terms:
+  paths:
+    - {path: /blog/**, uses: {train-ai: y}}
+    - {path: /blog/private/**, uses: {train-ai: n}}
+""",
+    ).terms
+    assert terms.content_usage("/blog/private/p.html") == "train-ai=n, search=y"
+    assert terms.tdm_reserved("/blog/private/p.html") and not terms.tdm_reserved("/blog/a.html")
+    assert terms.opens("/blog/a.html", "train-ai") and not terms.opens("/blog/private/p.html", "train-ai")
+    text = robots(terms)
+    assert may_fetch(text, "GPTBot", "/blog/a.html")
+    assert not may_fetch(text, "GPTBot", "/blog/private/p.html")
+    assert tdmrep_json(terms, POLICY_URL)[0]["location"] == "/blog/private/*"
+
+
+def test_an_exact_path_stays_exact_in_robots_txt_and_tdmrep(tmp_path: Path) -> None:
+    terms = policy_from(tmp_path, "terms:\n  paths: [{path: /about.html, uses: {train-ai: y}}]\n").terms
+    text = robots(terms)
+    assert may_fetch(text, "GPTBot", "/about.html")
+    assert may_fetch(text, "GPTBot", "/about.html?v=2")  # a query string does not make it another path
+    assert not may_fetch(text, "GPTBot", "/about.html.bak")
+    assert tdmrep_json(terms, POLICY_URL)[0] == {
+        "location": "/about.html$",
+        "tdm-reservation": 0,
+        "tdm-policy": POLICY_URL,
+    }
