@@ -73,7 +73,13 @@ class Gate:
         self.throttle = Throttle(self.store, settings.store_failure == "closed", settings.dry_run)
         self.site_load = SiteLoad(self.store, lambda: self.rules.policy.load)
         self.terms = TermsService(
-            self.keys, self.store, self.forwarder, settings.own_prefix, settings.contact, lambda: self.rules.policy
+            self.keys,
+            self.store,
+            self.forwarder,
+            settings.own_prefix,
+            settings.contact,
+            lambda: self.rules.policy,
+            settings.store_failure == "closed",
         )
         self.challenges = ChallengeService(
             ChallengeSettings(
@@ -239,7 +245,8 @@ class Gate:
             if check.allowed:
                 action, status = Action.ALLOW, AUTH_STATUS[Action.ALLOW]
             elif check.refusal is not None:
-                status, extra = AUTH_REFUSED, [*check.refusal.headers(), (b"x-gate-refused", b"limit")]
+                refused = check.refusal
+                status, extra = AUTH_REFUSED, [*refused.headers(), (b"x-gate-refused", refused.reason.encode())]
             else:
                 extra = self.terms.response_headers(facts)
         if action in (Action.ALLOW, Action.THROTTLE):

@@ -20,6 +20,7 @@ from protego import Protego
 from tests.policy.helpers import CLAUDEBOT_UA, CURL_UA, GPTBOT_UA, browser_headers
 from tests.support.gate_process import GateProcess, start_gate
 from tests.support.nginx import Nginx
+from tests.support.ports import free_port
 from tests.test_admin import sample
 
 VERSION = "2026-12-01"
@@ -399,6 +400,27 @@ def test_an_agent_that_keeps_ignoring_robots_txt_is_denied_unless_verified(stric
     for _ in range(3):
         assert terms_reason(as_crawler(strict_gate, "/page.html")) == "no-consent"
     assert metric(strict_gate, "gate_robots_violations_total", agent="GPTBot") == 3
+
+
+def test_a_host_header_that_is_not_a_host_name_is_never_written_into_urls(terms_gate: GateProcess) -> None:
+    request = (
+        f"GET /page.html HTTP/1.1\r\nHost: evil.example/x?\r\nUser-Agent: {GPTBOT_UA}\r\nConnection: close\r\n\r\n"
+    )
+    head = terms_gate.exchange(request.encode()).split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    assert "\r\ntdm-policy: /.gate/terms\r\n" in head + "\r\n"  # relative, not http://evil.example/x?/.gate/terms
+
+
+def test_failing_closed_a_consent_is_not_honoured_while_the_store_is_down(tmp_path: Path, nginx: Nginx) -> None:
+    gone = f"redis://127.0.0.1:{free_port()}/0"
+    rules = rules_file(tmp_path, RULES)
+    gate = start_gate(tmp_path, nginx.url, "--rules", str(rules), "--store", gone, "--store-failure", "closed")
+    try:
+        token = accept(gate)["token"]  # accepted and recorded by the fallback; revocations cannot be checked
+        refused = as_crawler(gate, OPEN_PAGE, token)
+    finally:
+        gate.stop()
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) >= 1
 
 
 # Auth mode

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -38,14 +39,16 @@ from gate.terms.consent import (
 from gate.terms.documents import ai_robots_names, merged_robots, tdmrep_json, terms_html, terms_json
 from gate.terms.model import Terms
 from gate.terms.robots import RobotsCache
-from gate.throttle import Refusal, client_tag
+from gate.throttle import UNAVAILABLE_RETRY, Refusal, client_tag
 
 log = logging.getLogger("gate.terms")
 ROBOTS_PATH = "/robots.txt"
 TDMREP_PATH = "/.well-known/tdmrep.json"
 ROBOTS_CLASSES = frozenset({"ai-crawler", "ai-assistant", "search-engine", "seo-crawler", "archiver"})
-ACCEPT_QUOTA = (360.0, 10)  # acceptances per address: one per 6 minutes, 10 at once
+ACCEPT_QUOTA = (360.0, 10)  # acceptances per network: one per 6 minutes, 10 at once
 CONSENT_BURST = 5
+# A Host header fit to be written into an absolute URL (no nested repetition: linear on any input).
+SANE_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?")
 MAX_VIOLATORS = 10_000  # (agent, network) pairs denied at once, per instance
 ACCEPTS_PER_SITE = (36.0, 100)  # acceptances from everyone together: 100 an hour, 100 at once
 VIOLATION_WINDOW = 86400.0
@@ -70,6 +73,7 @@ class TermsService:
         own_prefix: str,
         contact: str,
         policy: Callable[[], Policy],
+        fail_closed: bool = False,
     ) -> None:
         self.keys = keys
         self.store = store
@@ -77,6 +81,7 @@ class TermsService:
         self.terms_path = own_prefix + "terms"
         self.contact = contact
         self.policy = policy
+        self.fail_closed = fail_closed  # --store-failure closed: no consent is honoured unchecked
         self.robots = RobotsCache(forwarder, self._merge, lambda: self.terms)
         self._violators: dict[tuple[str, str], float] = {}  # (agent, network) -> until when it is denied
         self._terms: tuple[Policy, Terms] | None = None
@@ -137,7 +142,7 @@ class TermsService:
         return [
             (b"content-usage", terms.content_usage(facts.path).encode()),
             (b"tdm-reservation", b"1" if terms.tdm_reserved(facts.path) else b"0"),
-            (b"tdm-policy", f"{facts.scheme}://{facts.host}{self.terms_path}".encode("latin-1", "replace")),
+            (b"tdm-policy", f"{origin(facts)}{self.terms_path}".encode()),
             (b"link", f'<{self.terms_path}>; rel="terms-of-service"'.encode()),
         ]
 
@@ -146,7 +151,7 @@ class TermsService:
     async def send_terms(self, send: Send, facts: Facts, signals: Signals, reason: str) -> int:
         """403 with the machine-readable terms instead of the content."""
         terms = self.terms
-        base = f"{facts.scheme}://{facts.host}"
+        base = origin(facts)
         body = {
             "error": "terms",
             "reason": reason,
@@ -189,6 +194,8 @@ class TermsService:
         answer = await self.store.rate_limit(
             [Quota(rate_key(token.id), interval, CONSENT_BURST)], revocation_key(token.id)
         )
+        if answer.fallback and self.fail_closed:  # a revocation may be in the store that did not answer
+            return ConsentCheck(False, "store-unavailable", Refusal("unavailable", UNAVAILABLE_RETRY))
         if answer.banned_for > 0:
             return ConsentCheck(False, "revoked")
         verdict = answer.each[0]
@@ -298,9 +305,14 @@ class TermsService:
         return True
 
 
+def origin(facts: Facts) -> str:
+    """`scheme://host` for the absolute URLs in documents and headers; empty (so the URLs are relative) when the
+    Host header is not a plain host name or address, which a client could otherwise write into them."""
+    return f"{facts.scheme}://{facts.host}" if SANE_HOST.fullmatch(facts.host) else ""
+
+
 def base_url(request: Request) -> str:
-    facts: Facts = request.scope["gate.facts"]
-    return f"{facts.scheme}://{facts.host}"
+    return origin(request.scope["gate.facts"])
 
 
 def _cacheable() -> dict[str, str]:
