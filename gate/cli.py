@@ -1,4 +1,4 @@
-"""The `gate` command: serve, check, rules lint, keygen, bans, consent."""
+"""The `gate` command: serve, check, rules lint, keygen, bans, consent, ranges."""
 
 from __future__ import annotations
 
@@ -84,6 +84,20 @@ def build_parser() -> Parser:
     )
     remove.add_argument("address", help="the banned IP address")
 
+    ranges = commands.add_parser("ranges", help="update the crawler address lists operators publish")
+    ranges_commands = ranges.add_subparsers(dest="ranges_command", required=True, parser_class=Parser)
+    update = ranges_commands.add_parser(
+        "update",
+        help="fetch, check and write the lists that verify crawlers",
+        description="Fetch the address lists crawler operators publish, check each, and write it atomically; a "
+        "running gate reloads changed files by itself. A list that fails a check is not written.",
+    )
+    update.add_argument("names", nargs="*", metavar="NAME", help="only these lists (default: all)")
+    update.add_argument("--dir", type=Path, help="where the lists are (default: the shipped rules' networks/)")
+    update.add_argument(
+        "--source", action="append", default=[], metavar="NAME=URL", help="fetch NAME from URL instead (a mirror)"
+    )
+
     consent = commands.add_parser(
         "consent",
         parents=[admin],
@@ -107,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_admin(run_bans, arguments)
     if arguments.command == "consent":
         return run_admin(run_consent, arguments)
+    if arguments.command == "ranges":
+        return run_ranges(arguments)
     return commands[arguments.command](arguments)
 
 
@@ -206,6 +222,36 @@ def run_keygen(arguments: argparse.Namespace) -> int:
         return 1
     print(f"wrote {path} (signing key {ring.signing.id}, {len(ring.keys)} key(s) accepted)")
     return 0
+
+
+def run_ranges(arguments: argparse.Namespace) -> int:
+    from gate.policy import shipped_rules
+    from gate.ranges import SOURCES, update
+
+    sources = dict(SOURCES)
+    for given in arguments.source:
+        name, _, url = given.partition("=")
+        if name not in SOURCES or not url.startswith(("https://", "http://")):
+            known = ", ".join(SOURCES)
+            print(f"gate: error: --source {given!r}: expected NAME=URL with NAME one of {known}", file=sys.stderr)
+            return 2
+        sources[name] = (url,)
+    unknown = [name for name in arguments.names if name not in SOURCES]
+    if unknown:
+        print(f"gate: error: unknown list {', '.join(unknown)} (known: {', '.join(SOURCES)})", file=sys.stderr)
+        return 2
+    directory = arguments.dir or shipped_rules() / "networks"
+    if not directory.is_dir():
+        print(f"gate: error: --dir {directory}: no such directory", file=sys.stderr)
+        return 2
+    chosen = {name: urls for name, urls in sources.items() if not arguments.names or name in arguments.names}
+    written, problems = update(directory, chosen)
+    for done in written:
+        before = "new" if done.previous is None else f"was {done.previous}"
+        print(f"{done.name}: {done.count} prefixes ({before})")
+    for problem in problems:
+        print(f"gate: error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 class AdminError(Exception):
