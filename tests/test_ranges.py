@@ -7,10 +7,8 @@ import functools
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -19,6 +17,7 @@ import pytest
 from gate.ranges import RangesError, prefixes_of
 from tests.policy.helpers import GOOGLEBOT_UA
 from tests.support.gate_process import start_gate
+from tests.support.http_server import QuietFiles, http_server
 from tests.support.nginx import Nginx
 
 GOOD = {
@@ -26,11 +25,6 @@ GOOD = {
     "prefixes": [{"ipv4Prefix": "192.0.2.0/24"}, {"ipv6Prefix": "2001:db8::/32"}],
 }
 ACTION_NEEDED = b"<!doctype html><title>Action needed</title><p>This file has moved."
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep the test output clean."""
 
 
 @pytest.fixture
@@ -41,14 +35,8 @@ def operator(tmp_path: Path) -> Iterator[str]:
     (served / "good.json").write_text(json.dumps(GOOD))
     (served / "moved.json").write_bytes(ACTION_NEEDED)
     (served / "empty.json").write_text(json.dumps({"prefixes": []}))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(functools.partial(QuietFiles, directory=str(served))) as url:
+        yield url
 
 
 def ranges_update(*arguments: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,29 @@
+"""A throwaway HTTP server on a free loopback port, in a thread: for pages a test serves itself."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def http_server(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve with `handler` until the block ends; yields the server's base URL."""
+    server: ThreadingHTTPServer = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    """Files from a directory (pass `directory=`), without a log line per request."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
