@@ -43,7 +43,7 @@ AUTH_STATUS = {
     Action.CHALLENGE: 401,
     Action.DENY: 403,
     Action.TERMS: 403,
-    Action.THROTTLE: 200,  # within its limit; over it, the refusal's status (429, or 403 when banned)
+    Action.THROTTLE: 200,  # within its limit; over it, 403 with X-Gate-Refused (see Gate.auth)
 }
 
 
@@ -232,8 +232,7 @@ class Gate:
             return
         facts = auth_request_facts(scope, facts, self.proxies, self.site_load.busy)
         signals, decision, action = self.decide(facts)
-        if signals.agent_name is not None:
-            await self.terms.check_robots(facts, signals)
+        consented = False
         if has_dot_segments(facts.path):  # a front proxy passes 403 on; it would turn a 400 into a 500
             decision, action = DOT_SEGMENTS, Action.DENY
         if action is Action.CHALLENGE and await self.challenges.admits(facts, decision):
@@ -243,7 +242,7 @@ class Gate:
         if action is Action.TERMS:
             check = await self.terms.check_consent(facts, signals)
             if check.allowed:
-                action, status = Action.ALLOW, AUTH_STATUS[Action.ALLOW]
+                action, status, consented = Action.ALLOW, AUTH_STATUS[Action.ALLOW], True
             elif check.refusal is not None:
                 refused = check.refusal
                 status, extra = AUTH_REFUSED, [*refused.headers(), (b"x-gate-refused", refused.reason.encode())]
@@ -272,14 +271,9 @@ class Gate:
             }
         )
         await send({"type": "http.response.body", "body": b""})
-        self.record(facts, signals, decision, action, Outcome(status), started)
-
-    async def forward(
-        self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
-    ) -> Outcome:
-        """Forward within the limits that apply: the policy's guards, and a throttle decision's own limit (in a dry
-        run too, where refusals are counted but not enforced)."""
-        return await self.within(scope, receive, send, facts, signals, decision)
+        if signals.agent_name is not None and not consented:  # a consent is the owner's own opening
+            await self.terms.check_robots(facts, signals)
+        self.record(facts, signals, decision, action, Outcome(status, consented=consented), started)
 
     def limits_for(self, decision: Decision) -> tuple[Limit, ...]:
         """The policy's guards, and the rule's own limit for a throttle decision."""
@@ -303,9 +297,11 @@ class Gate:
         difficulty = OVER_LIMIT_DIFFICULTY + min(max(refusal.strikes - 1, 0), MAX_OVER_LIMIT_EXTRA_BITS)
         return Decision(Action.CHALLENGE, decision.rule, decision.reasons, decision.score, difficulty)
 
-    async def within(
+    async def forward(
         self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
     ) -> Outcome:
+        """Forward within the limits that apply: the policy's guards, and a throttle decision's own limit (in a dry
+        run too, where refusals are counted but not enforced)."""
         refusal = await self.charge(decision, facts, signals)
         if refusal is None or self.settings.dry_run:  # a dry run counts the refusal and lets the request through
             return await self.forwarder.http(scope, receive, send, facts, self.terms.response_headers(facts))
