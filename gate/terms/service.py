@@ -24,7 +24,7 @@ from gate.keys import KeyRing
 from gate.policy.engine import Policy
 from gate.policy.model import Limit
 from gate.proxy import Forwarder
-from gate.store import Quota, Store
+from gate.store import Quota, Store, StoreError, Verdict, Verdicts
 from gate.terms.consent import (
     MAX_BODY_BYTES,
     BadAcceptance,
@@ -191,9 +191,13 @@ class TermsService:
         if not terms.opens(facts.path, token.purpose):
             return ConsentCheck(False, "not-opened")
         interval = terms.crawl_period / terms.crawl_rate
-        answer = await self.store.rate_limit(
-            [Quota(rate_key(token.id), interval, CONSENT_BURST)], revocation_key(token.id)
-        )
+        try:
+            answer = await self.store.rate_limit(
+                [Quota(rate_key(token.id), interval, CONSENT_BURST)], revocation_key(token.id)
+            )
+        except StoreError as error:  # the store refused the call: as an outage, by --store-failure
+            log.warning("consent %s not checked against the store: %s", token.id, error)
+            answer = Verdicts([Verdict(True, 0, 0.0, 0.0)], fallback=True)
         if answer.fallback and self.fail_closed:  # a revocation may be in the store that did not answer
             return ConsentCheck(False, "store-unavailable", Refusal("unavailable", UNAVAILABLE_RETRY))
         if answer.banned_for > 0:
