@@ -160,7 +160,12 @@ class Throttle:
         # Only a refusal of the client's own quota is held against its address: a shared one (its network, its
         # agent, the site) may have been used up by others.
         own = any(per in OWN_SUBJECTS for _, per, _ in refusals)
-        strikes = await self.strike(facts, limit, bans) if own and not self.dry_run else 0
+        strikes = 0
+        if own and not self.dry_run:
+            try:
+                strikes = await self.strike(facts, limit, bans)
+            except StoreError as error:  # the refusal stands; only its escalation is lost
+                log.warning("refusal of %s not counted: %s", facts.ip, error)
         return Refusal("limit", verdict.retry_after, limit, verdict.remaining, strikes)
 
     async def strike(self, facts: Facts, limit: Limit, bans: Bans | None) -> int:

@@ -214,6 +214,9 @@ class TermsService:
     async def accept(self, request: Request) -> Response:
         try:
             return await self._accept(request)
+        except StoreError as error:
+            log.warning("acceptance not recorded: %s", error)
+            return JSONResponse({"error": "the site cannot record acceptances right now"}, status_code=503)
         except BadAcceptance as error:
             metrics.consent_refusals_total.labels(str(error.status)).inc()
             headers = {"retry-after": str(round(ACCEPT_QUOTA[0]))} if error.status == 429 else None
@@ -298,7 +301,11 @@ class TermsService:
         deny_after = self.terms.robots_deny_after
         if deny_after is None or signals.verified:
             return True
-        violations = await self.store.incr(f"robots-violations:{client_tag(facts.prefix)}{name}", VIOLATION_WINDOW)
+        try:
+            violations = await self.store.incr(f"robots-violations:{client_tag(facts.prefix)}{name}", VIOLATION_WINDOW)
+        except StoreError as error:
+            log.warning("robots.txt violation by %s not counted: %s", name, error)
+            return True
         if (
             violations >= deny_after
             and not self.ignores_robots(facts, signals)

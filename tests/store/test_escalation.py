@@ -13,7 +13,7 @@ from gate.fingerprint import Signals
 from gate.policy.model import Bans, Limit, LoadThresholds
 from gate.site_load import WINDOW_SECONDS, SiteLoad, percentile
 from gate.store import FallbackStore, RedisStore, Store
-from gate.throttle import Throttle
+from gate.throttle import Throttle, strike_key
 from tests.support.ports import free_port
 
 BOT = Signals("http-library")
@@ -133,3 +133,13 @@ def test_the_p90_is_interpolated_within_its_bucket() -> None:
     assert percentile([0] * 13, 0.9) is None
     assert percentile([10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0.9) == pytest.approx(0.0045)
     assert percentile([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4], 0.9) == 30.0  # beyond the last bound: at least
+
+
+async def test_a_store_that_refuses_the_strike_still_refuses_the_request(store: Store) -> None:
+    throttle = Throttle(store)
+    limit = fresh_limit(burst=1)
+    facts = client(fresh_address())
+    await store.set(strike_key(facts.ip, facts.prefix), b"not a number", 60)  # incr on it is refused
+    assert await throttle.charge([limit], facts, BOT, BANS) is None
+    refusal = await throttle.charge([limit], facts, BOT, BANS)
+    assert refusal is not None and (refusal.reason, refusal.strikes) == ("limit", 0)
