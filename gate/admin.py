@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -57,56 +57,40 @@ def build_admin_app(settings: Settings, shared_store: Store | None = None) -> St
             checks["store"] += " (the in-process fallback answers: limits are per instance)"
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+    @managed
     async def list_bans(request: Request) -> Response:
-        if not from_this_machine(request):
-            return FORBIDDEN
-        try:
-            found = await store.scan(BAN_PREFIX, MAX_LISTED)
-        except StoreError as error:
-            return JSONResponse({"error": f"store: {error}"}, status_code=503)
+        found = await store.scan(BAN_PREFIX, MAX_LISTED)
         bans = [ban_entry(key, value, left) for key, value, left in found]
         return JSONResponse({"bans": sorted(bans, key=lambda ban: -ban["seconds_left"])})
 
+    @managed
     async def remove_ban(request: Request) -> Response:
-        if not from_this_machine(request):
-            return FORBIDDEN
         address = parse_ip(request.path_params["address"])
         if address is None:
             return JSONResponse({"error": "not an IP address"}, status_code=400)
         ip, prefix = str(address), client_prefix(address)
-        try:
-            removed = await store.delete(ban_key(ip, prefix))
-            await store.delete(strike_key(ip, prefix))  # a fresh start: the next refusal does not ban again
-        except StoreError as error:
-            return JSONResponse({"error": f"store: {error}"}, status_code=503)
+        removed = await store.delete(ban_key(ip, prefix))
+        await store.delete(strike_key(ip, prefix))  # a fresh start: the next refusal does not ban again
         return JSONResponse({"address": ip, "removed": removed}, status_code=200 if removed else 404)
 
+    @managed
     async def list_consents(request: Request) -> Response:
-        if not from_this_machine(request):
-            return FORBIDDEN
-        try:
-            found = await store.scan(RECORD_PREFIX, MAX_LISTED)
-            records = [json.loads(value) for _, value, _ in found]
-            for record in records:
-                record["revoked"] = await store.get(revocation_key(record["id"])) is not None
-        except StoreError as error:
-            return JSONResponse({"error": f"store: {error}"}, status_code=503)
+        found = await store.scan(RECORD_PREFIX, MAX_LISTED)
+        records = [json.loads(value) for _, value, _ in found]
+        for record in records:
+            record["revoked"] = await store.get(revocation_key(record["id"])) is not None
         return JSONResponse({"consents": sorted(records, key=lambda record: -record["accepted_at"])})
 
+    @managed
     async def revoke_consent(request: Request) -> Response:
-        if not from_this_machine(request):
-            return FORBIDDEN
         consent_id = request.path_params["id"]
         if not CONSENT_ID.match(consent_id):
             return JSONResponse({"error": "not a consent id"}, status_code=400)
-        try:
-            record = await store.get(record_key(consent_id))
-            if record is None:
-                return JSONResponse({"error": f"no consent {consent_id}"}, status_code=404)
-            left = max(1.0, json.loads(record)["expires"] - time.time())
-            await store.set(revocation_key(consent_id), b"1", left)
-        except StoreError as error:
-            return JSONResponse({"error": f"store: {error}"}, status_code=503)
+        record = await store.get(record_key(consent_id))
+        if record is None:
+            return JSONResponse({"error": f"no consent {consent_id}"}, status_code=404)
+        left = max(1.0, json.loads(record)["expires"] - time.time())
+        await store.set(revocation_key(consent_id), b"1", left)
         log.warning("consent %s revoked", consent_id)
         return JSONResponse({"id": consent_id, "revoked": True})
 
@@ -132,6 +116,20 @@ def build_admin_app(settings: Settings, shared_store: Store | None = None) -> St
         ],
         lifespan=lifespan,
     )
+
+
+def managed(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A bans or consents endpoint: answered to this machine only, and a store that cannot answer is a 503."""
+
+    async def guarded(request: Request) -> Response:
+        if not from_this_machine(request):
+            return FORBIDDEN
+        try:
+            return await handler(request)
+        except StoreError as error:
+            return JSONResponse({"error": f"store: {error}"}, status_code=503)
+
+    return guarded
 
 
 def from_this_machine(request: Request) -> bool:

@@ -258,8 +258,9 @@ class AdminError(Exception):
     """A running gate's metrics listener could not be asked, or refused; the message says why."""
 
 
-def call_admin(arguments: argparse.Namespace, method: str, path: str) -> tuple[int, dict[str, Any]]:
-    """One request to the metrics listener of the gate running here (`--admin`, else GATE_METRICS_BIND)."""
+def call_admin(arguments: argparse.Namespace, method: str, path: str, refused: str = "") -> dict[str, Any]:
+    """One request to the metrics listener of the gate running here (`--admin`, else GATE_METRICS_BIND); its
+    answer, or AdminError with gate's reason (else `refused`) when it is not a 200."""
     import httpx
 
     from gate.config import parse_host_port
@@ -279,7 +280,9 @@ def call_admin(arguments: argparse.Namespace, method: str, path: str) -> tuple[i
         body = None
     if not isinstance(body, dict):
         raise AdminError(f"unexpected answer (HTTP {answer.status_code}); is {where} gate's metrics listener?")
-    return answer.status_code, body
+    if answer.status_code != 200:
+        raise AdminError(str(body.get("error") or refused or f"HTTP {answer.status_code}"))
+    return body
 
 
 def run_admin(command: Callable[[argparse.Namespace], int], arguments: argparse.Namespace) -> int:
@@ -294,14 +297,11 @@ def run_bans(arguments: argparse.Namespace) -> int:
     from urllib.parse import quote
 
     if arguments.bans_command == "remove":
-        status, body = call_admin(arguments, "DELETE", f"/bans/{quote(arguments.address, safe='')}")
-        if status != 200:
-            raise AdminError(body.get("error") or f"{arguments.address} is not banned")
+        path = f"/bans/{quote(arguments.address, safe='')}"
+        body = call_admin(arguments, "DELETE", path, refused=f"{arguments.address} is not banned")
         print(f"lifted the ban of {body['address']}")
         return 0
-    status, body = call_admin(arguments, "GET", "/bans")
-    if status != 200:
-        raise AdminError(str(body.get("error")))
+    body = call_admin(arguments, "GET", "/bans")
     if arguments.json:
         print(json.dumps(body, indent=2))
         return 0
@@ -315,14 +315,10 @@ def run_bans(arguments: argparse.Namespace) -> int:
 
 def run_consent(arguments: argparse.Namespace) -> int:
     if arguments.consent_command == "revoke":
-        status, body = call_admin(arguments, "DELETE", f"/consents/{arguments.id}")
-        if status != 200:
-            raise AdminError(str(body.get("error")))
+        body = call_admin(arguments, "DELETE", f"/consents/{arguments.id}")
         print(f"revoked consent {body['id']}")
         return 0
-    status, body = call_admin(arguments, "GET", "/consents")
-    if status != 200:
-        raise AdminError(str(body.get("error")))
+    body = call_admin(arguments, "GET", "/consents")
     if arguments.json:
         print(json.dumps(body, indent=2))
         return 0
