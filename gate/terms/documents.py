@@ -11,7 +11,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from gate.fingerprint.agents import Agent
-from gate.terms.model import TRAINING_USE, Terms, format_uses, robots_pattern
+from gate.terms.model import Terms, format_uses, reserves_training, robots_pattern
 
 ROBOTS_TOKEN = re.compile(r"^[A-Za-z0-9_.-]+$")  # RFC 9309 product tokens (with the dots real names use)
 RULE_LINE = re.compile(r"^\s*(user-agent|allow|disallow)\s*:\s*(.*?)\s*(?:#.*)?$", re.IGNORECASE)
@@ -95,7 +95,7 @@ def tdmrep_json(terms: Terms, policy_url: str) -> list[dict[str, Any]]:
         pattern = robots_pattern(entry.path)
         location = pattern if pattern.endswith("$") else pattern + "*"
         rules.append(
-            {"location": location, "tdm-reservation": 0 if {**terms.uses, **entry.uses}.get(TRAINING_USE) == "y" else 1}
+            {"location": location, "tdm-reservation": 1 if reserves_training({**terms.uses, **entry.uses}) else 0}
             | {"tdm-policy": policy_url}
         )
     rules.append({"location": "/*", "tdm-reservation": 1 if terms.tdm_reserved("/") else 0, "tdm-policy": policy_url})

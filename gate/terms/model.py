@@ -69,7 +69,7 @@ class Terms:
 
     def tdm_reserved(self, path: str) -> bool:
         """TDMRep: rights are reserved wherever AI training is not allowed."""
-        return not self.allows(path, TRAINING_USE)
+        return reserves_training(self.uses_for(path))
 
     def opened(self, use: str | None = None) -> list[PathTerms]:
         """The path entries that allow `use` (what a consent for it opens), or any use."""
@@ -108,6 +108,11 @@ def terms_path_problem(glob: str) -> str | None:
     if not glob.isprintable() or any(character in body for character in "*?[]{}$#% \t"):
         return f"paths: {glob!r}: use a directory (/dir/**) or an exact path; robots.txt cannot say other globs"
     return None
+
+
+def reserves_training(uses: Mapping[str, str]) -> bool:
+    """TDMRep's reservation for these uses: reserved unless AI training is allowed."""
+    return uses.get(TRAINING_USE) != "y"
 
 
 def format_uses(uses: Mapping[str, str]) -> str:

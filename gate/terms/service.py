@@ -37,7 +37,7 @@ from gate.terms.consent import (
     revocation_key,
 )
 from gate.terms.documents import ai_robots_names, merged_robots, tdmrep_json, terms_html, terms_json
-from gate.terms.model import Terms
+from gate.terms.model import Terms, format_uses, reserves_training
 from gate.terms.robots import RobotsCache
 from gate.throttle import UNAVAILABLE_RETRY, Refusal, client_tag
 
@@ -138,10 +138,10 @@ class TermsService:
 
     def response_headers(self, facts: Facts) -> list[tuple[bytes, bytes]]:
         """Content-Usage, TDMRep and the terms link, for a response to `facts`' path."""
-        terms = self.terms
+        uses = self.terms.uses_for(facts.path)  # once: this runs for every proxied response
         return [
-            (b"content-usage", terms.content_usage(facts.path).encode()),
-            (b"tdm-reservation", b"1" if terms.tdm_reserved(facts.path) else b"0"),
+            (b"content-usage", format_uses(uses).encode()),
+            (b"tdm-reservation", b"1" if reserves_training(uses) else b"0"),
             (b"tdm-policy", f"{origin(facts)}{self.terms_path}".encode()),
             (b"link", f'<{self.terms_path}>; rel="terms-of-service"'.encode()),
         ]
