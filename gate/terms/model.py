@@ -60,9 +60,6 @@ class Terms:
                 return {**self.uses, **entry.uses}
         return self.uses
 
-    def allows(self, path: str, use: str) -> bool:
-        return self.uses_for(path).get(use) == "y"
-
     def content_usage(self, path: str) -> str:
         """The Content-Usage field value for `path` (a Structured Field Dictionary of tokens)."""
         return format_uses(self.uses_for(path))
