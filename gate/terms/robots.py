@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import aiohttp
 from protego import Protego
 
+from gate.budget import Budget
 from gate.net import hostname
 from gate.proxy import Forwarder
 
@@ -67,7 +68,7 @@ class RobotsCache:
         self.terms = terms
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._fetching: dict[str, asyncio.Task[_Entry]] = {}
-        self._new_hosts: list[float] = []  # when the last new hosts were fetched, for the budget
+        self._new_hosts = Budget(NEW_HOSTS_PER_MINUTE)
 
     def cached(self, host: str) -> RobotsFile | None:
         """The merged file for host if one was built (never waits; starts a refresh when it is due)."""
@@ -91,12 +92,8 @@ class RobotsCache:
         task = self._fetching.get(key)
         if task is not None:
             return task
-        if key not in self._entries:
-            now = time.monotonic()
-            self._new_hosts = [started for started in self._new_hosts if now - started < 60]
-            if len(self._new_hosts) >= NEW_HOSTS_PER_MINUTE:
-                return None
-            self._new_hosts.append(now)
+        if key not in self._entries and not self._new_hosts.take():
+            return None
         task = asyncio.get_running_loop().create_task(self._fetch(key))
         self._fetching[key] = task
         task.add_done_callback(lambda _: self._fetching.pop(key, None))
