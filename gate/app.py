@@ -32,6 +32,9 @@ from gate.site_load import SiteLoad
 from gate.store import StoreError, open_store
 from gate.terms.service import ROBOTS_PATH, TermsService
 from gate.throttle import Refusal, Throttle
+from gate.verify import Verifier
+from gate.verify.directory import KeyDirectories
+from gate.verify.rdns import ReverseDns
 
 log = logging.getLogger("gate")
 
@@ -72,6 +75,11 @@ class Gate:
         self.store = open_store(settings.store, settings.store_timeout)
         self.throttle = Throttle(self.store, settings.store_failure == "closed", settings.dry_run)
         self.site_load = SiteLoad(self.store, lambda: self.rules.policy.load)
+        self.verifier = Verifier(
+            self.store,
+            ReverseDns(self.store, settings.resolver, settings.dns_timeout, settings.verify_wait),
+            KeyDirectories(settings.verify_wait, settings.allow_private_key_directories),
+        )
         self.terms = TermsService(
             self.keys,
             self.store,
@@ -131,6 +139,7 @@ class Gate:
                 for task in self._background:
                     task.cancel()
                 await self.forwarder.close()
+                await self.verifier.close()
                 await self.store.close()
                 self.access_log.flush()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -151,10 +160,10 @@ class Gate:
             loop.add_signal_handler(signal.SIGHUP, self.rules.reload, "SIGHUP")
         self._background.append(loop.create_task(self.rules.watch()))
 
-    def decide(self, facts: Facts) -> tuple[Signals, Decision, Action]:
+    async def decide(self, facts: Facts) -> tuple[Signals, Decision, Action]:
         """Signals, the policy's decision, and the action taken (always allow in dry-run mode)."""
         policy = self.rules.policy
-        signals = policy.fingerprint(facts)
+        signals = await self.verifier.settle(facts, policy.fingerprint(facts), policy.fingerprinter.signed_agents)
         decision = policy.evaluate(facts, signals)
         if signals.agent_name is not None and self.terms.ignores_robots(facts, signals):
             decision = Decision(Action.DENY, ROBOTS_VIOLATOR, (*decision.reasons, ROBOTS_VIOLATOR_REASON))
@@ -180,7 +189,7 @@ class Gate:
         if self.settings.mode == "auth":
             await self.auth(scope, send, facts, started)
             return
-        signals, decision, action = self.decide(facts)
+        signals, decision, action = await self.decide(facts)
         outcome = await self.responders[action](scope, receive, send, facts, signals, decision)
         if signals.agent_name is not None and not outcome.consented:  # a consent is the owner's own opening
             await self.terms.check_robots(facts, signals)
@@ -210,7 +219,7 @@ class Gate:
             await send({"type": "websocket.close", "code": 1008})
             return
         facts = Facts.from_scope(scope, self.proxies, self.site_load.busy)
-        signals, decision, action = self.decide(facts)
+        signals, decision, action = await self.decide(facts)
         if action is Action.CHALLENGE and await self.challenges.admits(facts, decision):
             action = Action.ALLOW
         refusal = await self.charge(decision, facts, signals) if action in (Action.ALLOW, Action.THROTTLE) else None
@@ -231,7 +240,7 @@ class Gate:
             await send_page(send, 404, "Not found", "In auth mode gate answers only its decision endpoint.")
             return
         facts = auth_request_facts(scope, facts, self.proxies, self.site_load.busy)
-        signals, decision, action = self.decide(facts)
+        signals, decision, action = await self.decide(facts)
         consented = False
         if has_dot_segments(facts.path):  # a front proxy passes 403 on; it would turn a 400 into a 500
             decision, action = DOT_SEGMENTS, Action.DENY
@@ -315,7 +324,7 @@ class Gate:
         """The challenge page for the request a front proxy describes (nginx `error_page 401` in auth mode): the
         original URI comes from X-Original-URI / X-Forwarded-Uri, as for the decision endpoint."""
         facts = auth_request_facts(scope, Facts.from_scope(scope, self.proxies), self.proxies, self.site_load.busy)
-        signals, decision, _ = self.decide(facts)
+        signals, decision, _ = await self.decide(facts)
         if decision.action is not Action.CHALLENGE:
             decision = Decision(Action.CHALLENGE, decision.rule, decision.reasons, decision.score)
         target = facts.headers.get("x-original-uri") or facts.headers.get("x-forwarded-uri") or "/"
@@ -377,6 +386,8 @@ class Gate:
                 "rule": decision.rule,
                 "agent_class": signals.agent_class,
                 "agent": signals.agent_name,
+                "proof": signals.proof,  # what verified the agent: network, dns or signature
+                "signer": signals.signer,  # a verified Web Bot Auth signature's key directory
                 "upstream_ms": None if outcome.upstream_seconds is None else round(outcome.upstream_seconds * 1000, 2),
                 "duration_ms": round(duration * 1000, 2),
                 "error": outcome.error,
@@ -401,6 +412,7 @@ def auth_request_facts(scope: Scope, facts: Facts, proxies: TrustedProxies, site
         path=unquote(parts.path or "/"),
         query=parts.query,
         site_busy=site_busy,
+        raw_path=parts.path or "/",
     )
 
 

@@ -1,20 +1,22 @@
 """`gate check`: explain what the policy decides for a request, without a server.
 
 One request from flags, or many as JSON lines ({"method", "url", "ip", "headers": {...}, "busy": false}) on
-standard input. Each
-answer is one JSON object per line; a request that cannot be read gets {"error": ...} and the rest go on.
+standard input. Each answer is one JSON object per line; a request that cannot be read gets {"error": ...} and the
+rest go on. Claims that need reverse DNS or a key directory are checked as a running gate would (waiting for the
+answer), unless the caller passes no verifier: then they stay `unconfirmed`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gate.facts import Facts
 from gate.net import TrustedProxies, parse_ip
 from gate.policy.engine import Policy
+from gate.verify import Verifier
 
 NO_PROXIES = TrustedProxies(())
 
@@ -48,10 +50,14 @@ def scope_for(method: str, url: str, ip: str, headers: Iterable[tuple[str, str]]
     }
 
 
-def explain(policy: Policy, scope: dict[str, Any], site_busy: bool = False) -> dict[str, Any]:
+async def explain(
+    policy: Policy, scope: dict[str, Any], site_busy: bool = False, verifier: Verifier | None = None
+) -> dict[str, Any]:
     """The decision and why; `site_busy` evaluates rules matching `load:` as if the site were under load."""
     facts = Facts.from_scope(scope, NO_PROXIES, site_busy)
     signals = policy.fingerprint(facts)
+    if verifier is not None:
+        signals = await verifier.settle(facts, signals, policy.fingerprinter.signed_agents)
     decision = policy.evaluate(facts, signals)
     answer: dict[str, Any] = {
         "action": decision.action.value,
@@ -59,6 +65,9 @@ def explain(policy: Policy, scope: dict[str, Any], site_busy: bool = False) -> d
         "agent_class": signals.agent_class,
         "agent": signals.agent_name,
         "verified": signals.verified,
+        "proof": signals.proof,
+        "signature": signals.signature,
+        "signer": signals.signer,
         "score": decision.score,
         "reasons": list(decision.reasons),
         "signals": sorted(signals.names),
@@ -78,7 +87,9 @@ def parse_header(text: str) -> tuple[str, str]:
     return name, value
 
 
-def explain_json_lines(policy: Policy, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+async def explain_json_lines(
+    policy: Policy, lines: Iterable[str], verifier: Verifier | None = None
+) -> AsyncIterator[dict[str, Any]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -98,4 +109,4 @@ def explain_json_lines(policy: Policy, lines: Iterable[str]) -> Iterator[dict[st
         except (ValueError, UnicodeEncodeError) as error:
             yield {"line": number, "error": str(error)}
             continue
-        yield explain(policy, scope, request.get("busy") is True)
+        yield await explain(policy, scope, request.get("busy") is True, verifier)

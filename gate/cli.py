@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import gate
-from gate.config import SERVE_OPTIONS, ConfigError, settings_from
+from gate.config import SERVE_OPTIONS, ConfigError, parse_resolver, settings_from
 from gate.keys import write_key_file
+
+if TYPE_CHECKING:
+    from gate.verify import Verifier
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,6 +51,10 @@ def build_parser() -> Parser:
     check.add_argument("--ip", default="127.0.0.1", help="the client address")
     check.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable")
     check.add_argument("--jsonl", metavar="-", help="read requests as JSON lines from standard input ('-')")
+    check.add_argument("--resolver", metavar="IP[:PORT]", help="DNS server for reverse DNS (default: the system's)")
+    check.add_argument(
+        "--offline", action="store_true", help="no reverse DNS or key directory fetches: such claims stay unconfirmed"
+    )
     check.add_argument("--rules", type=Path, help="rules file or directory (default: GATE_RULES or the shipped rules)")
     check.add_argument("--busy", action="store_true", help="decide as if the site were busy (rules with load: busy)")
 
@@ -93,7 +101,7 @@ def build_parser() -> Parser:
         "running gate reloads changed files by itself. A list that fails a check is not written.",
     )
     update.add_argument("names", nargs="*", metavar="NAME", help="only these lists (default: all)")
-    update.add_argument("--dir", type=Path, help="where the lists are (default: the shipped rules' networks/)")
+    update.add_argument("--dir", type=Path, help="where the lists are (default: the shipped rules' networks/verified/)")
     update.add_argument(
         "--source", action="append", default=[], metavar="NAME=URL", help="fetch NAME from URL instead (a mirror)"
     )
@@ -156,7 +164,7 @@ def rules_path(given: Path | None) -> Path:
 
 
 def run_check(arguments: argparse.Namespace) -> int:
-    from gate.check import BadRequest, explain, explain_json_lines, parse_header, scope_for
+    from gate.check import explain, explain_json_lines, parse_header, scope_for
     from gate.policy.load import load_policy
     from gate.policy.source import RulesError
 
@@ -166,24 +174,46 @@ def run_check(arguments: argparse.Namespace) -> int:
         for problem in error.problems:
             print(f"gate: error: {problem}", file=sys.stderr)
         return 2
-    if arguments.jsonl is not None:
-        if arguments.jsonl != "-":
-            print("gate: error: --jsonl takes '-' (standard input)", file=sys.stderr)
-            return 2
-        for answer in explain_json_lines(policy, sys.stdin):
-            print(json.dumps(answer), flush=True)
-        return 0
-    if not arguments.url:
+    if arguments.jsonl is not None and arguments.jsonl != "-":
+        print("gate: error: --jsonl takes '-' (standard input)", file=sys.stderr)
+        return 2
+    if arguments.jsonl is None and not arguments.url:
         print("gate: error: give --url, or --jsonl - with requests on standard input", file=sys.stderr)
         return 2
     try:
+        resolver = parse_resolver(arguments.resolver) if arguments.resolver else None
         headers = [parse_header(text) for text in arguments.header]
-        scope = scope_for(arguments.method, arguments.url, arguments.ip, headers)
-    except BadRequest as error:
+        scope = scope_for(arguments.method, arguments.url, arguments.ip, headers) if arguments.url else None
+    except ValueError as error:  # BadRequest too
         print(f"gate: error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(explain(policy, scope, arguments.busy), indent=2))
+
+    async def check() -> None:
+        verifier = None if arguments.offline else check_verifier(resolver)
+        try:
+            if scope is None:
+                async for answer in explain_json_lines(policy, sys.stdin, verifier):
+                    print(json.dumps(answer), flush=True)
+            else:
+                print(json.dumps(await explain(policy, scope, arguments.busy, verifier), indent=2))
+        finally:
+            if verifier is not None:
+                await verifier.close()
+
+    asyncio.run(check())
     return 0
+
+
+def check_verifier(resolver: str | None) -> Verifier:
+    """A verifier that waits for its answers: `gate check` explains, it has no visitor to keep waiting."""
+    from gate.store.memory import MemoryStore
+    from gate.verify import Verifier
+    from gate.verify.directory import FETCH_SECONDS, KeyDirectories
+    from gate.verify.rdns import DEFAULT_TIMEOUT, ReverseDns
+
+    store = MemoryStore()
+    timeout = DEFAULT_TIMEOUT
+    return Verifier(store, ReverseDns(store, resolver, timeout, timeout), KeyDirectories(FETCH_SECONDS))
 
 
 def run_lint(arguments: argparse.Namespace) -> int:
@@ -240,7 +270,7 @@ def run_ranges(arguments: argparse.Namespace) -> int:
     if unknown:
         print(f"gate: error: unknown list {', '.join(unknown)} (known: {', '.join(SOURCES)})", file=sys.stderr)
         return 2
-    directory = arguments.dir or shipped_rules() / "networks"
+    directory = arguments.dir or shipped_rules() / "networks" / "verified"
     if not directory.is_dir():
         print(f"gate: error: --dir {directory}: no such directory", file=sys.stderr)
         return 2

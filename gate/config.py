@@ -19,6 +19,9 @@ from gate.policy import shipped_rules
 from gate.store import DEFAULT_TIMEOUT as DEFAULT_STORE_TIMEOUT
 from gate.store import memory_max_keys
 from gate.store.redis import sentinel_client
+from gate.verify.rdns import DEFAULT_TIMEOUT as DEFAULT_DNS_TIMEOUT
+from gate.verify.rdns import DEFAULT_WAIT as DEFAULT_VERIFY_WAIT
+from gate.verify.rdns import split_resolver
 
 Mode = Literal["proxy", "auth"]
 StoreFailure = Literal["open", "closed"]
@@ -78,6 +81,10 @@ class Settings:
     pass_lifetime: float = 86400.0
     pass_budget: int = 1000
     contact: str = ""
+    resolver: str | None = None  # HOST[:PORT] for reverse DNS; None: the system's
+    dns_timeout: float = DEFAULT_DNS_TIMEOUT
+    verify_wait: float = DEFAULT_VERIFY_WAIT
+    allow_private_key_directories: bool = False
 
 
 # --- value parsers: each returns the typed value or raises ValueError with a message for the user ---------
@@ -179,6 +186,18 @@ def parse_store_failure(text: str) -> StoreFailure:
     if text == "closed":
         return "closed"
     raise ValueError(f"{text!r}: expected open or closed")
+
+
+def parse_resolver(text: str) -> str:
+    split_resolver(text)
+    return text.strip()
+
+
+def parse_verify_seconds(text: str) -> float:
+    value = parse_seconds(text)
+    if value > 10:
+        raise ValueError(f"{value} s: at most 10")
+    return value
 
 
 def parse_existing_path(text: str) -> Path:
@@ -408,6 +427,39 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "how visitors reach the site owner, shown on the challenge page (e.g. an email address)",
         parse_contact,
         metavar="TEXT",
+    ),
+    Option(
+        "--resolver",
+        "GATE_RESOLVER",
+        "resolver",
+        "DNS server for verifying crawlers by reverse DNS, IP[:PORT] (default: the system's, /etc/resolv.conf)",
+        parse_resolver,
+        metavar="IP[:PORT]",
+    ),
+    Option(
+        "--dns-timeout",
+        "GATE_DNS_TIMEOUT",
+        "dns_timeout",
+        f"seconds one reverse DNS verification may take in all (default {DEFAULT_DNS_TIMEOUT:g})",
+        parse_verify_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--verify-wait",
+        "GATE_VERIFY_WAIT",
+        "verify_wait",
+        "seconds a request waits for an uncached reverse DNS lookup or key directory before it is decided as "
+        f"unconfirmed (default {DEFAULT_VERIFY_WAIT:g}; the lookup goes on and later requests use its answer)",
+        parse_verify_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--allow-private-key-directories",
+        "GATE_ALLOW_PRIVATE_KEY_DIRECTORIES",
+        "allow_private_key_directories",
+        "fetch Web Bot Auth key directories from loopback and private addresses too (tests, closed networks)",
+        parse_bool,
+        is_switch=True,
     ),
     Option(
         "--log-level",

@@ -17,6 +17,7 @@ class Facts:
     scheme: str  # as the client used it: the trusted X-Forwarded-Proto, else the listener's
     host: str  # as the client asked for it (trusted X-Forwarded-Host, else Host), without port handling
     path: str  # percent-decoded, for matching; forwarding uses the raw bytes in the scope
+    raw_path: str  # as the client sent it (what a Web Bot Auth signature covers as @path)
     query: str  # raw query string, latin-1 decoded
     ip: str  # the client, trusted-proxy aware
     prefix: str  # the client's /24 (IPv4) or /64 (IPv6)
@@ -51,6 +52,7 @@ class Facts:
         path: str | None = None,
         query: str | None = None,
         site_busy: bool = False,
+        raw_path: str | None = None,
     ) -> Facts:
         """Facts for a request whose method, path or query may come from elsewhere (auth mode's headers)."""
         scheme = scope.get("scheme", "http")
@@ -65,6 +67,7 @@ class Facts:
             scheme=scheme.lower(),
             host=host,
             path=path if path is not None else scope["path"],
+            raw_path=raw_path if raw_path is not None else (scope.get("raw_path") or b"").decode("latin-1"),
             query=query if query is not None else scope.get("query_string", b"").decode("latin-1"),
             ip=who.client,
             prefix=client_prefix(address) if address is not None else who.client,

@@ -125,6 +125,12 @@ robots_violations_total = Counter(
     "Requests by declared crawlers for paths gate's robots.txt disallows them, by agent.",
     ["agent"],
 )
+verifications_total = Counter(
+    "gate_verifications_total",
+    "Proofs checked that needed a lookup, by method (dns: reverse DNS of a claimed crawler; signature: Web Bot Auth) "
+    "and result (verified, impostor, unconfirmed for dns; verified, invalid, unverified for signature).",
+    ["method", "result"],
+)
 rules_reloads_total = Counter(
     "gate_rules_reloads_total",
     "Rules reloads (on SIGHUP or a changed file), by outcome: success, or failure (the old rules keep running).",

@@ -19,13 +19,13 @@ import httpx
 
 from gate.net import parse_network
 
-GOOGLE = "https://developers.google.com/static/search/apis/ipranges/"
+GOOGLE = "https://developers.google.com/static/crawling/ipranges/"  # moved from /static/search/apis/ in 2026
 # The lists the shipped `verified:` section reads, and the operators' own URLs for them.
 SOURCES: dict[str, tuple[str, ...]] = {
     "google-crawlers": tuple(
         GOOGLE + name
         for name in (
-            "googlebot.json",
+            "common-crawlers.json",
             "special-crawlers.json",
             "user-triggered-fetchers.json",
             "user-triggered-fetchers-google.json",
@@ -41,6 +41,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "perplexity-bot": ("https://www.perplexity.ai/perplexitybot.json",),
     "perplexity-user": ("https://www.perplexity.ai/perplexity-user.json",),
     "commoncrawl": ("https://index.commoncrawl.org/ccbot.json",),
+    "ahrefs": ("https://api.ahrefs.com/v3/public/crawler-ips",),  # {"ips": [{"ip_address": ...}]}: addresses
 }
 MAX_BYTES = 4 * 1024 * 1024
 FETCH_SECONDS = 30.0
@@ -57,20 +58,27 @@ class Updated:
     previous: int | None  # prefixes in the file before, None when there was none
 
 
+# The shapes operators publish: a list under one key, each entry a mapping holding the prefix under one of the names.
+SHAPES = {"prefixes": ("ipv4Prefix", "ipv6Prefix"), "ips": ("ip_address",)}
+
+
 def prefixes_of(payload: bytes, url: str) -> list[str]:
-    """The prefixes in one operator payload; RangesError when it is not a list of prefixes."""
+    """The prefixes in one operator payload (Google's shape, which most operators copied, or Ahrefs' list of
+    addresses); RangesError when it is neither."""
     try:
         data: Any = json.loads(payload)
     except (ValueError, RecursionError) as error:
         raise RangesError(f"{url}: not JSON ({error})") from error
-    entries = data.get("prefixes") if isinstance(data, dict) else None
-    if not isinstance(entries, list) or not entries:
+    shape = next((key for key in SHAPES if isinstance(data, dict) and isinstance(data.get(key), list)), None)
+    entries = data[shape] if shape is not None else None
+    if shape is None or not entries:
         raise RangesError(f"{url}: no `prefixes` list in the answer (a moved or retired URL?)")
     prefixes = []
     for entry in entries:
-        text = (entry.get("ipv4Prefix") or entry.get("ipv6Prefix")) if isinstance(entry, dict) else None
+        found = (entry.get(name) for name in SHAPES[shape]) if isinstance(entry, dict) else iter(())
+        text = next((value for value in found if value), None)
         if not isinstance(text, str):
-            raise RangesError(f"{url}: a prefix entry without ipv4Prefix or ipv6Prefix: {str(entry)[:80]}")
+            raise RangesError(f"{url}: an entry without {' or '.join(SHAPES[shape])}: {str(entry)[:80]}")
         try:
             prefixes.append(str(parse_network(text)))
         except ValueError as error:

@@ -216,6 +216,16 @@ class NetList:
     notes: tuple[str, ...] = ()
 
 
+# Per-crawler lists the rules' `verified:` section reads: they live in networks/verified/ (`gate ranges update`
+# refreshes them from the operators directly).
+VERIFIED = frozenset(
+    {
+        "google-crawlers", "bingbot", "applebot", "duckduckbot", "openai-gptbot", "openai-searchbot",
+        "openai-chatgpt-user", "perplexity-bot", "perplexity-user", "commoncrawl", "ahrefs",
+    }
+)  # fmt: skip
+
+
 def write(out_dir: Path, nl: NetList, collected: str) -> int:
     special = collapse(n for n in nl.networks if is_special(n))
     nets = collapse(n for n in nl.networks if not is_special(n))
@@ -238,7 +248,9 @@ def write(out_dir: Path, nl: NetList, collected: str) -> int:
     check = [parse(line.split("#", 1)[0]) for line in text.splitlines() if line.split("#", 1)[0].strip()]
     if len(check) != len(nets):
         raise SystemExit(f"{nl.name}: wrote {len(nets)} prefixes but read back {len(check)}")
-    (out_dir / f"{nl.name}.txt").write_text(text, encoding="utf-8")
+    directory = out_dir / "verified" if nl.name in VERIFIED else out_dir
+    directory.mkdir(exist_ok=True)
+    (directory / f"{nl.name}.txt").write_text(text, encoding="utf-8")
     return len(nets)
 
 
@@ -422,7 +434,6 @@ def build(pkgs: dict[str, Package]) -> list[NetList]:
         acv_list("perplexity-bot", "Perplexity PerplexityBot (crawler)", ("perplexity-bot",)),
         acv_list("perplexity-user", "Perplexity Perplexity-User (fetches on a user's request)", ("perplexity-user",)),
         acv_list("commoncrawl", "Common Crawl CCBot", ("commoncrawl-ccbot",)),
-        acv_list("googlebot", "Googlebot (common crawlers: Googlebot, -Image, -News, -Video)", ("google-googlebot",)),
         acv_list(
             "google-crawlers",
             "every range Google publishes for its crawlers and fetchers (Googlebot, special-case crawlers, "

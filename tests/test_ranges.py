@@ -54,11 +54,18 @@ def ranges_update(*arguments: str) -> subprocess.CompletedProcess[str]:
         (b'{"prefixes": [{"ipv4": "192.0.2.0/24"}]}', "without ipv4Prefix"),
         (b'{"prefixes": [{"ipv4Prefix": "999.0.2.0/24"}]}', "999.0.2.0/24"),
         (b"[" * 5000, "not JSON"),
+        (b'{"ips": [{"address": "192.0.2.1"}]}', "without ip_address"),
+        (b'{"ips": [{"ip_address": "192.0.2.300"}]}', "192.0.2.300"),
     ],
 )
 def test_a_payload_that_is_not_a_list_of_prefixes_is_refused(payload: bytes, problem: str) -> None:
     with pytest.raises(RangesError, match=problem.replace("`", ".")):
         prefixes_of(payload, "https://operator.example/list.json")
+
+
+def test_ahrefs_list_of_addresses_is_read_as_single_address_prefixes() -> None:
+    payload = b'{"ips": [{"ip_address": "192.0.2.7"}, {"ip_address": "2001:db8::7"}]}'
+    assert prefixes_of(payload, "https://api.ahrefs.com/v3/public/crawler-ips") == ["192.0.2.7/32", "2001:db8::7/128"]
 
 
 def test_good_lists_are_written_and_bad_ones_left_as_they_were(tmp_path: Path, operator: str) -> None:
@@ -94,7 +101,11 @@ def test_a_running_gate_verifies_against_the_updated_list(tmp_path: Path, operat
     lists.mkdir()
     (lists / "google-crawlers.txt").write_text("198.51.100.0/24\n")
     rules = tmp_path / "rules.yaml"
-    rules.write_text("import: [shipped:default.yaml]\nnetworks:\n  google-crawlers: networks/google-crawlers.txt\n")
+    rules.write_text(
+        "import: [shipped:default.yaml]\n"
+        "networks:\n  google-crawlers: networks/google-crawlers.txt\n"
+        "verified:\n  Googlebot: [google-crawlers]\n"  # the published ranges alone, no reverse DNS
+    )
     gate = start_gate(tmp_path / "gate", nginx.url, "--rules", str(rules), "--trusted-proxy", "127.0.0.1/32")
     googlebot = {"User-Agent": GOOGLEBOT_UA, "X-Forwarded-For": "192.0.2.10"}
     try:

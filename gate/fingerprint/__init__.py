@@ -13,6 +13,18 @@ from gate.net import NetworkIndex
 
 
 @dataclass(frozen=True, slots=True)
+class Proofs:
+    """What proves that a request naming an agent comes from that agent's operator (the rules' `verified:`)."""
+
+    networks: frozenset[str] = frozenset()  # the client address is in one of these lists
+    domains: tuple[str, ...] = ()  # or its forward-confirmed reverse DNS name is one of these or under one
+    signers: tuple[str, ...] = ()  # or the request carries a valid Web Bot Auth signature from one of these
+
+    def names_domain(self, hostname: str) -> bool:
+        return any(hostname == domain or hostname.endswith("." + domain) for domain in self.domains)
+
+
+@dataclass(frozen=True, slots=True)
 class Signals:
     agent_class: AgentClass
     agent: Agent | None = None
@@ -20,6 +32,11 @@ class Signals:
     verified: bool = False  # the agent proved who it is (published ranges, reverse DNS, signatures)
     networks: frozenset[str] = frozenset()  # names of the network lists the client address is in
     findings: tuple[Signal, ...] = field(default=())
+    # Set while a claim to be a verifiable agent awaits the proofs that need I/O (gate/verify settles it).
+    claim: Proofs | None = None
+    proof: str | None = None  # what verified the agent: network, dns or signature
+    signature: str = "none"  # Web Bot Auth: none, verified, invalid or unverified (the key could not be had)
+    signer: str | None = None  # the key directory (Signature-Agent) of a verified signature
 
     @property
     def agent_name(self) -> str | None:
@@ -44,12 +61,18 @@ class Fingerprinter:
         catalog: AgentCatalog,
         networks: NetworkIndex,
         ja4: JA4Settings | None = None,
-        verifiers: Mapping[str, frozenset[str]] | None = None,
+        verifiers: Mapping[str, Proofs] | None = None,
     ) -> None:
         self.catalog = catalog
         self.networks = networks
         self.ja4 = ja4
-        self.verifiers = verifiers or {}  # agent name -> the network lists whose addresses prove it
+        self.verifiers = verifiers or {}  # agent name -> what proves a request naming it
+        # Agents no User-Agent names (ChatGPT's agent browses as Chrome), known by their signer alone.
+        self.signed_agents: dict[str, Agent] = {}
+        for name, proofs in self.verifiers.items():
+            agent = catalog.by_name[name.lower()]
+            for signer in proofs.signers if not agent.tokens else ():
+                self.signed_agents.setdefault(signer, agent)
 
     def __call__(self, facts: Facts) -> Signals:
         match = self.catalog.classify(facts.user_agent)
@@ -65,14 +88,15 @@ class Fingerprinter:
                 if fingerprint in fingerprints
             ]
         networks = self.networks.lookup(facts.ip) if self.networks.names else frozenset()
-        verified = False
+        verified, claim = False, None
         proofs = self.verifiers.get(match.agent.name) if match.agent is not None else None
-        if proofs is not None:
-            verified = not proofs.isdisjoint(networks)
-            if not verified:
-                findings.append(
-                    Signal("impostor", f"claims to be {match.agent_name} from outside its operator's published ranges")
-                )
+        if proofs is not None and match.agent is not None:
+            verified = not proofs.networks.isdisjoint(networks)
+            provable = proofs.domains or (proofs.signers and SIGNATURE_HEADER in facts.headers)
+            if not verified and provable:
+                claim = proofs  # reverse DNS or a signature may still prove it
+            elif not verified:
+                findings.append(impostor(match.agent.name, "from outside its operator's published ranges"))
         return Signals(
             agent_class=agent_class,
             agent=match.agent,
@@ -80,4 +104,13 @@ class Fingerprinter:
             verified=verified,
             networks=networks,
             findings=tuple(findings),
+            claim=claim,
+            proof="network" if verified else None,
         )
+
+
+SIGNATURE_HEADER = "signature-input"
+
+
+def impostor(agent_name: str, why: str) -> Signal:
+    return Signal("impostor", f"claims to be {agent_name} {why}")

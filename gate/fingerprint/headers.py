@@ -27,7 +27,9 @@ SIGNAL_WEIGHTS: dict[str, float] = {
     "no-accept-language": 2,
     "no-accept-encoding": 2,
     "library-headers": 4,
-    "impostor": 8,  # names an agent whose operator publishes its addresses, from an address outside them
+    "impostor": 8,  # names an agent listed under `verified:` that none of its proofs proves
+    "unconfirmed": 0,  # names such an agent; its proof could not be checked yet (gate/verify)
+    "invalid-signature": 4,  # a Web Bot Auth signature that is malformed, expired, replayed or does not match
 }
 
 SEC_FETCH_VALUES = {

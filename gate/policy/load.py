@@ -19,7 +19,7 @@ import re2
 
 from gate.challenge.pow import MAX_DIFFICULTY
 from gate.facts import Facts
-from gate.fingerprint import Fingerprinter, JA4Settings, Signals
+from gate.fingerprint import Fingerprinter, JA4Settings, Proofs, Signals
 from gate.fingerprint.agents import AGENT_CLASSES, AgentCatalog, load_agents
 from gate.fingerprint.headers import SIGNAL_WEIGHTS
 from gate.net import IPNetwork, NetworkIndex, hostname, parse_network
@@ -46,6 +46,7 @@ from gate.terms.model import (
     robots_pattern,
     terms_path_problem,
 )
+from gate.verify.signatures import Invalid, directory_url
 
 SHIPPED_PREFIX = "shipped:"
 ENTRY_FILE = "default.yaml"
@@ -54,10 +55,12 @@ PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h":
            "day": 86400}  # fmt: skip
 MATCH_KEYS = (
     "agent_class", "agent", "user_agent", "path", "path_regex", "method", "host", "header", "query", "network",
-    "cidr", "verified", "signal", "load", "any", "all", "not",
+    "cidr", "verified", "signal", "load", "signature", "signer", "any", "all", "not",
 )  # fmt: skip
+SIGNATURE_STATES = ("none", "verified", "invalid", "unverified")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
 DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 LIMIT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_BAN_SECONDS = 30 * 86400
 MAX_CONSENT_SECONDS = 365 * 86400
@@ -66,6 +69,16 @@ DEFAULT_HOLD = 120.0  # seconds the site stays busy after the last busy measurem
 
 def entry_file(path: Path) -> Path:
     return path / ENTRY_FILE if path.is_dir() else path
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """One `verified:` entry as written, checked against the agents and networks once all are read."""
+
+    agent: str
+    proofs: Proofs
+    file: str
+    line: int
 
 
 @dataclass
@@ -84,7 +97,7 @@ class _Collected:
     bans: Bans | None = None
     load: LoadThresholds | None = None
     terms: Terms | None = None
-    verified: list[tuple[str, list[str], str, int]] = field(default_factory=list)  # (agent, lists, file, line)
+    verified: list[_Verified] = field(default_factory=list)
     thresholds: list[Threshold] | None = None
     default: tuple[Effect, str] | None = None
     files: list[Path] = field(default_factory=list)
@@ -433,33 +446,84 @@ def _read_terms(document: Section, path: Path, collected: _Collected) -> None:
 
 
 def _read_verified(document: Section, collected: _Collected) -> None:
-    """`verified: {AGENT: [network list, ...]}`: the ranges that prove an agent is who it says. An importing file's
-    entry for an agent wins over an imported one's."""
+    """`verified: {AGENT: [network list, ...]}`, or `{AGENT: {networks: [...], dns: [...], signature: [...]}}`:
+    what proves an agent is who it says. An importing file's entry for an agent wins over an imported one's."""
     section = document.child("verified")
     if section is None:
         return
-    known = {agent.lower() for agent, _, _, _ in collected.verified}
+    known = {entry.agent.lower() for entry in collected.verified}
     for agent in list(section.data):
-        lists = section.strings(agent)
-        if not lists:
-            section.problem(agent, f"verified: {agent}: name the network lists that prove it")
-        elif agent.lower() not in known:
-            collected.verified.append((agent, lists, section.file, section.line_of(agent)))
+        proofs = _read_proofs(section, agent)
+        if proofs is not None and agent.lower() not in known:
+            collected.verified.append(_Verified(agent, proofs, section.file, section.line_of(agent)))
     section.finish()
 
 
-def _check_verified(collected: _Collected, catalog: AgentCatalog, problems: list[Problem]) -> dict[str, frozenset[str]]:
-    """Agent name -> network lists, once the agent lists and networks are all read."""
+def _read_proofs(section: Section, agent: str) -> Proofs | None:
+    if not isinstance(section.data.get(agent), LineDict):
+        networks = section.strings(agent)
+        if not networks:
+            section.problem(agent, f"verified: {agent}: name the network lists that prove it")
+            return None
+        return Proofs(frozenset(networks))
+    entry = section.child(agent, f"verified: {agent}")
+    if entry is None:
+        return None
+    proofs = Proofs(
+        frozenset(entry.strings("networks")),
+        tuple(_checked(entry, "dns", parse_domain)),
+        tuple(_checked(entry, "signature", parse_signer)),
+    )
+    entry.finish()
+    if not (proofs.networks or proofs.domains or proofs.signers):
+        section.problem(agent, f"verified: {agent}: give networks, dns or signature")
+        return None
+    return proofs
+
+
+def _checked(section: Section, key: str, parse: Callable[[str], str]) -> list[str]:
+    values = []
+    for text in section.strings(key):
+        try:
+            values.append(parse(text))
+        except ValueError as error:
+            section.problem(key, f"{section.what}: {key}: {error}")
+    return values
+
+
+def parse_domain(text: str) -> str:
+    """A domain that reverse DNS names must be or end in: `googlebot.com` (a leading dot is dropped)."""
+    domain = text.strip().lower().strip(".")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(DOMAIN_LABEL.match(label) for label in labels):
+        raise ValueError(f"{text!r} is not a domain name like googlebot.com")
+    return domain
+
+
+def parse_signer(text: str) -> str:
+    """A Web Bot Auth signer as the URL of its key directory: `chatgpt.com` and `https://chatgpt.com` name the
+    origin's well-known directory, a longer URL the directory itself (as Signature-Agent does)."""
+    url = text.strip()
+    try:
+        return directory_url(url if "://" in url else "https://" + url)
+    except Invalid:
+        raise ValueError(f"{text!r} is not an https origin like chatgpt.com or a key directory URL") from None
+
+
+def _check_verified(collected: _Collected, catalog: AgentCatalog, problems: list[Problem]) -> dict[str, Proofs]:
+    """Agent name -> its proofs, once the agent lists and networks are all read."""
     verifiers = {}
-    for agent, lists, file, line in collected.verified:
-        found = catalog.by_name.get(agent.lower())
+    for entry in collected.verified:
+        found = catalog.by_name.get(entry.agent.lower())
         if found is None:
-            problems.append(Problem(file, line, f"verified: {agent!r} is not in the agent lists"))
+            problems.append(Problem(entry.file, entry.line, f"verified: {entry.agent!r} is not in the agent lists"))
             continue
-        unknown = [name for name in lists if name not in collected.networks]
+        unknown = sorted(name for name in entry.proofs.networks if name not in collected.networks)
         if unknown:
-            problems.append(Problem(file, line, f"verified: {found.name}: {', '.join(unknown)} is not in networks:"))
-        verifiers[found.name] = frozenset(lists)
+            problems.append(
+                Problem(entry.file, entry.line, f"verified: {found.name}: {', '.join(unknown)} is not in networks:")
+            )
+        verifiers[found.name] = entry.proofs
     return verifiers
 
 
@@ -730,6 +794,15 @@ class _Compiler:
                 section.problem(key, f"cidr: {error}")
                 return None
             return Condition(f"client address in {shown}", lambda facts, _: bool(index.lookup(facts.ip)))
+        if key == "signature":
+            unknown = [value for value in values if value not in SIGNATURE_STATES]
+            if unknown:
+                section.problem(key, f"signature: {', '.join(unknown)}: expected {', '.join(SIGNATURE_STATES)}")
+            states = frozenset(values)
+            return Condition(f"signature is {shown}", lambda _, signals: signals.signature in states)
+        if key == "signer":
+            signers = frozenset(_checked(section, key, parse_signer))
+            return Condition(f"signed by {shown}", lambda _, signals: signals.signer in signers)
         if key == "signal":
             unknown = [
                 value
