@@ -60,6 +60,7 @@ test: lint typecheck unit
 bench: $(VENV)/.test-deps system-deps
 	$(BIN)/python -m bench.accuracy
 	$(BIN)/python -m bench.decide
+	$(BIN)/python -m bench.verify
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.challenge
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.store
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.proxy $(ARGS)
