@@ -72,16 +72,15 @@ async def measure(count: int) -> None:
                 signed_signals = policy.fingerprint(signed)
                 googlebot = facts([("User-Agent", GOOGLEBOT_UA)], "198.51.100.20")
                 googlebot_signals = policy.fingerprint(googlebot)
-                agents = policy.fingerprinter.signed_agents
 
                 async def settle_browser() -> Signals:
-                    return await verifier.settle(browser, browser_signals, agents)
+                    return await verifier.settle(browser, browser_signals, policy)
 
                 async def settle_signed() -> Signals:
-                    return await verifier.settle(signed, signed_signals, agents)
+                    return await verifier.settle(signed, signed_signals, policy)
 
                 async def settle_googlebot() -> Signals:
-                    return await verifier.settle(googlebot, googlebot_signals, agents)
+                    return await verifier.settle(googlebot, googlebot_signals, policy)
 
                 first_fetch = time.perf_counter()
                 assert (await settle_signed()).signature == "verified"
@@ -93,7 +92,7 @@ async def measure(count: int) -> None:
                     zone.address(f"crawl-{last}.googlebot.com", address)
                     request = facts([("User-Agent", GOOGLEBOT_UA)], address)
                     started = time.perf_counter()
-                    settled = await verifier.settle(request, policy.fingerprint(request), agents)
+                    settled = await verifier.settle(request, policy.fingerprint(request), policy)
                     fresh.append((time.perf_counter() - started) * 1000)
                     assert settled.proof == "dns"
                 assert (await settle_googlebot()).proof == "dns"

@@ -163,7 +163,7 @@ class Gate:
     async def decide(self, facts: Facts) -> tuple[Signals, Decision, Action]:
         """Signals, the policy's decision, and the action taken (always allow in dry-run mode)."""
         policy = self.rules.policy
-        signals = await self.verifier.settle(facts, policy.fingerprint(facts), policy.fingerprinter.signed_agents)
+        signals = await self.verifier.settle(facts, policy.fingerprint(facts), policy)
         decision = policy.evaluate(facts, signals)
         if signals.agent_name is not None and self.terms.ignores_robots(facts, signals):
             decision = Decision(Action.DENY, ROBOTS_VIOLATOR, (*decision.reasons, ROBOTS_VIOLATOR_REASON))
@@ -368,6 +368,8 @@ class Gate:
         if outcome.passed or outcome.consented:
             action = Action.ALLOW  # challenged and let through on its pass token, or shown terms it had accepted
         metrics.requests_total.labels(action.value, decision.rule, signals.agent_class).inc()
+        if signals.agent is not None:
+            metrics.agent_requests_total.labels(signals.agent.name, signals.agent_class, action.value).inc()
         metrics.request_duration.labels(action.value).observe(duration)
         self.site_load.note(outcome.upstream_seconds)
         if outcome.upstream_seconds is not None:

@@ -1,5 +1,5 @@
-"""A sliding-window budget for work a client can make gate do for others (fetching a host's robots.txt, a signer's
-key directory): at most `limit` new ones per `period`, whatever the clients ask."""
+"""A sliding-window budget for work a client can make gate do for others (fetching a host's robots.txt, looking up an
+address's reverse DNS): at most `limit` new ones per `period`, whatever the clients ask."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ async def explain(
     facts = Facts.from_scope(scope, NO_PROXIES, site_busy)
     signals = policy.fingerprint(facts)
     if verifier is not None:
-        signals = await verifier.settle(facts, signals, policy.fingerprinter.signed_agents)
+        signals = await verifier.settle(facts, signals, policy)
     decision = policy.evaluate(facts, signals)
     answer: dict[str, Any] = {
         "action": decision.action.value,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from gate.asgi import Scope
 from gate.net import ForwardedFor, TrustedProxies, client_prefix, parse_ip
@@ -67,7 +68,7 @@ class Facts:
             scheme=scheme.lower(),
             host=host,
             path=path if path is not None else scope["path"],
-            raw_path=raw_path if raw_path is not None else (scope.get("raw_path") or b"").decode("latin-1"),
+            raw_path=raw_path if raw_path is not None else raw_path_of(scope),
             query=query if query is not None else scope.get("query_string", b"").decode("latin-1"),
             ip=who.client,
             prefix=client_prefix(address) if address is not None else who.client,
@@ -77,6 +78,12 @@ class Facts:
             headers=headers,
             site_busy=site_busy,
         )
+
+
+def raw_path_of(scope: Scope) -> str:
+    """The path as the client sent it; re-encoded from the decoded path when the server does not pass it on."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if raw else quote(scope["path"], safe="/:@!$&'()*+,;=-._~")
 
 
 def first_value(header: str | None) -> str:

@@ -133,3 +133,11 @@ def test_scope_without_client_key_is_handled_like_a_missing_client() -> None:
     del built["client"]
     facts = Facts.from_scope(built, NO_PROXIES)
     assert facts.peer == "0.0.0.0"
+
+
+def test_the_raw_path_is_kept_as_sent_and_rebuilt_when_the_server_omits_it() -> None:
+    """A Web Bot Auth signature covers @path as the client sent it: never the decoded path, never a bare "/"."""
+    sent = Facts.from_scope(scope(path="/a b/é", raw_path=b"/a%20b/%C3%A9"), NO_PROXIES)
+    assert (sent.path, sent.raw_path) == ("/a b/é", "/a%20b/%C3%A9")
+    rebuilt = Facts.from_scope(scope(path="/a b/é;x=1"), NO_PROXIES)
+    assert rebuilt.raw_path == "/a%20b/%C3%A9;x=1"

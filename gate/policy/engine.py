@@ -33,6 +33,8 @@ class Policy:
     bans: Bans | None = None  # escalation of repeated limit refusals to a ban of the address
     load: LoadThresholds | None = None  # when the site counts as busy (the `load` match condition)
     terms: Terms = field(default_factory=Terms)  # the owner's terms for AI crawlers (gate/terms)
+    # Web Bot Auth key directories the rules name (verified: entries, signer: conditions): the only ones fetched
+    signers: frozenset[str] = frozenset()
 
     def fingerprint(self, facts: Facts) -> Signals:
         return self.fingerprinter(facts)

@@ -98,6 +98,7 @@ class _Collected:
     load: LoadThresholds | None = None
     terms: Terms | None = None
     verified: list[_Verified] = field(default_factory=list)
+    signers: set[str] = field(default_factory=set)  # key directories `signer:` conditions name
     thresholds: list[Threshold] | None = None
     default: tuple[Effect, str] | None = None
     files: list[Path] = field(default_factory=list)
@@ -133,6 +134,7 @@ def load_policy(path: Path) -> Policy:
         bans=collected.bans,
         load=collected.load,
         terms=collected.terms or Terms(),
+        signers=frozenset(collected.signers).union(*(entry.proofs.signers for entry in collected.verified)),
     )
 
 
@@ -802,6 +804,7 @@ class _Compiler:
             return Condition(f"signature is {shown}", lambda _, signals: signals.signature in states)
         if key == "signer":
             signers = frozenset(_checked(section, key, parse_signer))
+            self.collected.signers |= signers
             return Condition(f"signed by {shown}", lambda _, signals: signals.signer in signers)
         if key == "signal":
             unknown = [

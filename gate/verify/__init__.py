@@ -6,28 +6,33 @@ an `impostor`. While a proof cannot be had yet (a lookup still running, a resolv
 request is `unconfirmed`: neither welcomed nor denied as an impostor (the shipped rules challenge it).
 
 Any request carrying a Web Bot Auth signature gets `signature` (verified, invalid or unverified) and, when
-verified, `signer`: the key directory that signed, which rules can match. A signature proves who signed, and
-that alone: it verifies a named agent only when that agent's `verified:` entry lists the signer, since anyone can
-publish a key directory.
+verified, `signer`: the key directory that signed, which rules can match. Only the key directories the rules name
+are fetched (`Policy.signers`): a signature by any other is `unverified`, so a client cannot make gate fetch URLs
+of its choosing or fill the store with its nonces. A signature proves who signed, and that alone: it verifies a
+named agent only when that agent's `verified:` entry lists the signer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gate import metrics
 from gate.facts import Facts
 from gate.fingerprint import SIGNATURE_HEADER, Proofs, Signals, impostor
-from gate.fingerprint.agents import Agent
 from gate.fingerprint.headers import Signal
 from gate.store import Store, StoreError
 from gate.verify.directory import DirectoryUnavailable, KeyDirectories
 from gate.verify.rdns import ReverseDns
 from gate.verify.signatures import CLOCK_SKEW, Invalid, Unsupported, check, read_signature
 
+if TYPE_CHECKING:
+    from gate.policy.engine import Policy
+
+log = logging.getLogger("gate.verify")
 MAX_NONCE = 256
 
 
@@ -51,13 +56,12 @@ class Verifier:
         self.reverse_dns = reverse_dns
         self.directories = directories
 
-    async def settle(self, facts: Facts, signals: Signals, signed_agents: Mapping[str, Agent]) -> Signals:
-        """The signals with every proof the request offers checked. `signed_agents`: the agents known by their
-        signer alone, which a verified signature names when the User-Agent names none."""
+    async def settle(self, facts: Facts, signals: Signals, policy: Policy) -> Signals:
+        """The signals with every proof the request offers checked against the policy's proofs and signers."""
         signed = SIGNATURE_HEADER in facts.headers
         if signals.claim is None and not signed:
             return signals
-        signature = await self.check_signature(facts) if signed else NO_SIGNATURE
+        signature = await self.check_signature(facts, policy.signers) if signed else NO_SIGNATURE
         if signature.state != "none":
             metrics.verifications_total.labels("signature", signature.state).inc()
         findings = list(signals.findings)
@@ -69,8 +73,8 @@ class Verifier:
             proof, finding = await self.prove(facts, agent.name, signals.claim, signature)
             if finding is not None:
                 findings.append(finding)
-        elif agent is None and signer is not None and signer in signed_agents:
-            agent = signed_agents[signer]
+        elif agent is None and signer is not None and signer in policy.fingerprinter.signed_agents:
+            agent = policy.fingerprinter.signed_agents[signer]  # known by its signer alone (ChatGPT's agent)
             agent_class, proof = agent.agent_class, "signature"
         return dataclasses.replace(
             signals,
@@ -96,7 +100,7 @@ class Verifier:
             if listed and signature.state == "unverified":
                 return None, Signal("unconfirmed", f"{agent}'s signature could not be checked: {signature.detail}")
             return None, impostor(agent, f"{why}, without a valid signature by its key directory")
-        answer = await self.reverse_dns.lookup(facts.ip)
+        answer = await self.reverse_dns.lookup(facts.ip, facts.prefix)
         if answer is None or answer.failure is not None:
             metrics.verifications_total.labels("dns", "unconfirmed").inc()
             why_not = answer.describe() if answer is not None else "its reverse DNS is being looked up"
@@ -107,7 +111,15 @@ class Verifier:
         metrics.verifications_total.labels("dns", "impostor").inc()
         return None, impostor(agent, f"{why}, and {answer.describe()}")
 
-    async def check_signature(self, facts: Facts) -> SignatureCheck:
+    async def check_signature(self, facts: Facts, signers: frozenset[str]) -> SignatureCheck:
+        """The request's signature checked, if it is by one of `signers` (the key directories the rules name)."""
+        try:
+            return await self._check_signature(facts, signers)
+        except Exception:  # a bug here must cost the request its proof, never a 500
+            log.exception("Web Bot Auth check failed unexpectedly")
+            return SignatureCheck("unverified", None, "the check failed (see gate's log)")
+
+    async def _check_signature(self, facts: Facts, signers: frozenset[str]) -> SignatureCheck:
         now = time.time()
         try:
             signed = read_signature(facts, now)
@@ -117,6 +129,8 @@ class Verifier:
             return SignatureCheck("unverified", None, f"unsupported: {error}")
         if signed is None:
             return NO_SIGNATURE
+        if signed.directory not in signers:
+            return SignatureCheck("unverified", signed.directory, "the rules name no such signer")
         try:
             keys = await self.directories.keys(signed.directory)
         except DirectoryUnavailable as error:

@@ -1,10 +1,12 @@
-"""Web Bot Auth key directories: fetched from the URL a request's Signature-Agent names, so every fetch is guarded
-against being turned on the network gate runs in (server-side request forgery):
+"""Web Bot Auth key directories, fetched from the URLs the rules name (a request's Signature-Agent picks one of
+them, never a URL of its own). Every fetch is still guarded against being turned on the network gate runs in
+(server-side request forgery), since a rules file may name a host that later moves:
 
-- https only, no redirects followed, a size, time and key-count limit;
+- https only, port 443, no redirects followed, a size, time and key-count limit;
 - the host's addresses are checked by the resolver the connection itself uses, so a name cannot resolve to a
   public address for the check and a private one for the connection; loopback, private, link-local and other
-  non-global addresses are refused unless `allow_private` (for tests and closed networks only).
+  non-global addresses, and IPv6 addresses that embed one (NAT64, 6to4, Teredo), are refused; `allow_private`
+  lifts the address and port checks (for tests and closed networks only).
 
 aiohttp makes the fetch, not httpx, because its connector takes a resolver: that is where the address check lives.
 Directories are cached per instance, as HTTP caching says (Cache-Control max-age, within bounds); a stale entry
@@ -34,8 +36,6 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gate.budget import Budget
-
 log = logging.getLogger("gate.verify")
 
 MEDIA_TYPE = "application/http-message-signatures-directory+json"
@@ -49,7 +49,8 @@ MAX_STALE = 86400.0  # keys kept past their lifetime while refreshes fail
 FAILED_TTL = 300.0  # a directory that could not be had is asked again after this (the drafts: at most 5 min)
 MAX_DIRECTORIES = 256
 MAX_FETCHING = 16
-NEW_DIRECTORIES_PER_MINUTE = 30  # signed requests naming ever new signers cannot make gate a fetching machine
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+SITE_LOCAL = ipaddress.ip_network("fec0::/10")
 
 
 class DirectoryUnavailable(Exception):
@@ -72,7 +73,6 @@ class KeyDirectories:
         self._cache: OrderedDict[str, Directory] = OrderedDict()
         self._fetching: dict[str, asyncio.Task[Directory]] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._new_directories = Budget(NEW_DIRECTORIES_PER_MINUTE)
 
     async def keys(self, url: str) -> Mapping[str, Ed25519PublicKey]:
         """The directory's keys; DirectoryUnavailable when they cannot be had within the wait."""
@@ -87,7 +87,7 @@ class KeyDirectories:
                 return entry.keys
         task = self._start(url)
         if task is None:
-            raise DirectoryUnavailable("too many key directories are being fetched (or were, this minute)")
+            raise DirectoryUnavailable("too many key directories are being fetched")
         done, _ = await asyncio.wait({task}, timeout=self.wait)  # waiting never cancels the fetch
         if not done:
             raise DirectoryUnavailable("the key directory is still being fetched")
@@ -95,9 +95,7 @@ class KeyDirectories:
 
     def _start(self, url: str) -> asyncio.Task[Directory] | None:
         task = self._fetching.get(url)
-        if task is not None or len(self._fetching) >= MAX_FETCHING:
-            return task
-        if url in self._cache or self._new_directories.take():
+        if task is None and len(self._fetching) < MAX_FETCHING:
             task = asyncio.get_running_loop().create_task(self._refresh(url))
             self._fetching[url] = task
             task.add_done_callback(lambda _: self._fetching.pop(url, None))
@@ -108,7 +106,9 @@ class KeyDirectories:
         try:
             keys, ttl = await self._fetch(url)
             entry = Directory(keys, now + ttl, now + ttl + MAX_STALE)
-        except DirectoryUnavailable as error:
+        except Exception as error:  # whatever went wrong, the request is answered and the failure cached
+            if not isinstance(error, DirectoryUnavailable):
+                log.exception("key directory %s: unexpected failure", url)
             log.info("key directory %s: %s", url, error)
             old = self._cache.get(url)
             kept = old.keys if old is not None and old.stale_until > now else {}
@@ -121,15 +121,18 @@ class KeyDirectories:
         return entry
 
     async def _fetch(self, url: str) -> tuple[dict[str, Ed25519PublicKey], float]:
-        host = urlsplit(url).hostname or ""
-        if not url.startswith("https://"):
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.scheme != "https":
             raise DirectoryUnavailable("not an https URL")
         try:
             literal = ipaddress.ip_address(host)
         except ValueError:
             literal = None
-        if literal is not None and not (self.allow_private or literal.is_global):
+        if literal is not None and not (self.allow_private or is_public(literal)):
             raise DirectoryUnavailable(f"{host} is not a public address")
+        if not self.allow_private and parts.port not in (None, 443):
+            raise DirectoryUnavailable("not on port 443")
         try:
             async with self._client().get(
                 url, allow_redirects=False, headers={"Accept": f"{MEDIA_TYPE}, application/json"}
@@ -138,7 +141,7 @@ class KeyDirectories:
                     raise DirectoryUnavailable(f"HTTP {response.status}")
                 body = await read_at_most(response.content, MAX_BYTES + 1)
                 cache_control = response.headers.get("cache-control", "")
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:  # ValueError: IDNA, bad URLs
             raise DirectoryUnavailable(f"fetch failed: {error or type(error).__name__}") from None
         if len(body) > MAX_BYTES:
             raise DirectoryUnavailable(f"larger than {MAX_BYTES} bytes")
@@ -192,13 +195,30 @@ class GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self.resolver.resolve(host, port, family)
-        allowed = [result for result in results if self.allow_private or ipaddress.ip_address(result["host"]).is_global]
+        allowed = [
+            result for result in results if self.allow_private or is_public(ipaddress.ip_address(result["host"]))
+        ]
         if not allowed:
             raise OSError(errno.EHOSTUNREACH, f"{host} resolves to no public address")
         return allowed
 
     async def close(self) -> None:
         await self.resolver.close()
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A global address that reaches no private one: IPv6 forms that carry an IPv4 address are judged by it."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in SITE_LOCAL:
+            return False
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if embedded is None and any(address in network for network in NAT64):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is None and int(address) >> 32 == 0:  # IPv4-compatible ::a.b.c.d
+            embedded = ipaddress.IPv4Address(int(address))
+        if embedded is not None:
+            return embedded.is_global
+    return address.is_global
 
 
 def parse_keys(body: bytes, now: float) -> dict[str, Ed25519PublicKey]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
+import re
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import dns.asyncresolver
@@ -19,6 +22,7 @@ import dns.nameserver
 import dns.resolver
 import dns.reversename
 
+from gate.budget import Budget
 from gate.store import Store, StoreError
 
 log = logging.getLogger("gate.verify")
@@ -30,6 +34,9 @@ UNCONFIRMED_TTL = 3600.0  # no PTR, or a name that does not resolve back: an hou
 FAILED_TTL = 60.0  # the resolver failed (timeout, SERVFAIL): neither proof nor disproof, retried soon
 MAX_PENDING = 256  # lookups in flight per instance; beyond it a claim waits for a slot (and is not proven yet)
 MAX_NAMES = 4  # PTR names forward-checked per address
+LOOKUPS_PER_NETWORK = 20  # new addresses looked up per minute per client network (/24, /64)
+MAX_NETWORKS = 4096  # networks whose budget is remembered
+HOSTNAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9_-]{1,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +48,16 @@ class ReverseName:
     failure: str | None = None  # set when the resolver failed: the address is neither proven nor disproven
 
     def encode(self) -> bytes:
-        if self.failure is not None:
-            return b"failed " + self.failure.encode()
-        return (" ".join(self.names) + "|" + " ".join(self.ptr)).encode()
+        return json.dumps([self.names, self.ptr, self.failure]).encode()
 
     @classmethod
-    def decode(cls, raw: bytes) -> ReverseName:
-        text = raw.decode(errors="replace")
-        if text.startswith("failed "):
-            return cls(failure=text[len("failed ") :])
-        names, _, ptr = text.partition("|")
-        return cls(tuple(names.split()), tuple(ptr.split()))
+    def decode(cls, raw: bytes) -> ReverseName | None:
+        """The cached answer; None when the entry is not one (it is then looked up again)."""
+        try:
+            names, ptr, failure = json.loads(raw)
+            return cls(tuple(map(str, names)), tuple(map(str, ptr)), None if failure is None else str(failure))
+        except (ValueError, TypeError):
+            return None
 
     def describe(self) -> str:
         if self.failure is not None:
@@ -75,19 +81,31 @@ class ReverseDns:
         self.wait = wait
         self.resolver = make_resolver(resolver, timeout)
         self._pending: dict[str, asyncio.Task[ReverseName]] = {}
+        self._budgets: OrderedDict[str, Budget] = OrderedDict()
 
-    async def lookup(self, ip: str) -> ReverseName | None:
+    def _budget_of(self, prefix: str) -> Budget:
+        """The network's budget of new lookups: one /64 cannot claim a crawler from address after address and
+        have gate look each up (and cache each answer)."""
+        budget = self._budgets.pop(prefix, None) or Budget(LOOKUPS_PER_NETWORK)
+        self._budgets[prefix] = budget
+        if len(self._budgets) > MAX_NETWORKS:
+            self._budgets.popitem(last=False)
+        return budget
+
+    async def lookup(self, ip: str, prefix: str) -> ReverseName | None:
         """The address's reverse DNS, from the cache or looked up now; None when it is not known within the wait
-        (the lookup goes on in the background, and its answer is cached)."""
+        (the lookup goes on in the background, and its answer is cached), or when the address's network (`prefix`)
+        has spent its budget of new lookups."""
         try:
             cached = await self.store.get(cache_key(ip))
         except StoreError:
             cached = None
-        if cached is not None:
-            return ReverseName.decode(cached)
+        answer = ReverseName.decode(cached) if cached is not None else None
+        if answer is not None:
+            return answer
         task = self._pending.get(ip)
         if task is None:
-            if len(self._pending) >= MAX_PENDING:
+            if len(self._pending) >= MAX_PENDING or not self._budget_of(prefix).take():
                 return None
             task = asyncio.get_running_loop().create_task(self._lookup_and_cache(ip))
             self._pending[ip] = task
@@ -118,6 +136,7 @@ class ReverseDns:
         except dns.exception.DNSException as error:
             return ReverseName(failure=describe_failure(error))
         ptr = tuple(dict.fromkeys(record.target.to_text(omit_final_dot=True).lower() for record in reply))
+        ptr = tuple(name for name in ptr if HOSTNAME.fullmatch(name))  # a label with "|" or "\\." is no host
         address = ipaddress.ip_address(ip)
         kind = "AAAA" if address.version == 6 else "A"
         confirmed = []

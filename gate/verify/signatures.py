@@ -115,6 +115,10 @@ def directory_url(agent: str) -> str:
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password or parts.fragment:
         raise Invalid(f"Signature-Agent {agent[:100]!r} is not an https URL")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    try:
+        host.encode("idna")  # an empty or over-long label is no host name (brackets make one label)
+    except UnicodeError:
+        raise Invalid(f"Signature-Agent {agent[:100]!r} has no valid host name") from None
     host += f":{port}" if port and port != 443 else ""
     path = parts.path if parts.path not in ("", "/") else WELL_KNOWN
     return f"https://{host}{path}" + (f"?{parts.query}" if parts.query else "")
@@ -196,7 +200,7 @@ def _signature_agent(facts: Facts, covered: InnerList) -> str:
     key = component.params.get("key")
     if key is not None:
         member = parse_dictionary(facts.headers, "signature-agent").get(str(key))
-        value = member.value if member is not None else None
+        value = member.value if isinstance(member, Item) else None  # an inner list is no URL
     else:
         value = _parse_item(raw).value if raw.startswith('"') else None
     if not isinstance(value, str):

@@ -19,7 +19,14 @@ from gate.policy.model import Action, Decision
 from gate.store.memory import MemoryStore
 from gate.verify import Verifier
 from gate.verify.directory import KeyDirectories
-from gate.verify.rdns import CONFIRMED_TTL, FAILED_TTL, UNCONFIRMED_TTL, ReverseDns, cache_key
+from gate.verify.rdns import (
+    CONFIRMED_TTL,
+    FAILED_TTL,
+    LOOKUPS_PER_NETWORK,
+    UNCONFIRMED_TTL,
+    ReverseDns,
+    cache_key,
+)
 from tests.policy.helpers import GOOGLEBOT_UA, facts_for
 from tests.support.dns_server import Zone, dns_server
 from tests.support.gate_process import start_gate
@@ -60,7 +67,7 @@ async def settle(
     shipped: Policy, verifier: Verifier, ip: str, user_agent: str = GOOGLEBOT_UA
 ) -> tuple[Signals, Decision]:
     facts = facts_for("https://blog.example/essays/one.html", headers=[("User-Agent", user_agent)], ip=ip)
-    signals = await verifier.settle(facts, shipped.fingerprint(facts), shipped.fingerprinter.signed_agents)
+    signals = await verifier.settle(facts, shipped.fingerprint(facts), shipped)
     return signals, shipped.evaluate(facts, signals)
 
 
@@ -201,3 +208,31 @@ def test_a_running_gate_verifies_googlebot_by_reverse_dns(
         assert 'gate_verifications_total{method="dns",result="impostor"} 2.0' in metrics
     finally:
         gate.stop()
+
+
+async def test_a_ptr_name_that_is_no_host_name_proves_nothing_now_or_from_the_cache(
+    shipped: Policy, verifier: Verifier, zone: Zone
+) -> None:
+    """A PTR target under the attacker's own zone whose label holds "|" (`googlebot.com|x.attacker.example`) must
+    not read as googlebot.com, from the lookup or from the cached answer."""
+    trick = "googlebot.com|x.attacker.example"
+    zone.ptr(CRAWLER, trick)
+    zone.address(trick, CRAWLER)
+    for _ in range(2):  # the lookup, then the store's answer
+        signals, decision = await settle(shipped, verifier, CRAWLER)
+        assert (signals.verified, decision.action) == (False, Action.DENY)
+        assert "impostor" in signals.names
+
+
+async def test_one_network_claiming_a_crawler_from_address_after_address_gets_a_budget_of_lookups(
+    shipped: Policy, verifier: Verifier, zone: Zone
+) -> None:
+    for last in range(1, LOOKUPS_PER_NETWORK + 1):
+        signals, _ = await settle(shipped, verifier, f"192.0.2.{last}")
+        assert "impostor" in signals.names  # looked up: no PTR
+    asked = len(zone.queries)
+    signals, decision = await settle(shipped, verifier, f"192.0.2.{LOOKUPS_PER_NETWORK + 1}")
+    assert "unconfirmed" in signals.names and decision.action is Action.CHALLENGE
+    assert len(zone.queries) == asked  # no lookup for this one
+    signals, _ = await settle(shipped, verifier, "198.51.100.99")  # another network still has its budget
+    assert "impostor" in signals.names

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -22,12 +23,13 @@ from gate.policy.engine import Policy
 from gate.policy.load import load_policy, parse_signer
 from gate.policy.model import Action, Decision
 from gate.store.memory import MemoryStore
-from gate.verify import Verifier
-from gate.verify.directory import MAX_BYTES, KeyDirectories, b64url_decode, parse_keys, thumbprint
+from gate.verify import SignatureCheck, Verifier
+from gate.verify.directory import MAX_BYTES, KeyDirectories, b64url_decode, is_public, parse_keys, thumbprint
 from gate.verify.rdns import ReverseDns
 from gate.verify.signatures import (
     MAX_VALIDITY,
     Invalid,
+    Unsupported,
     directory_url,
     parse_dictionary,
     read_signature,
@@ -144,13 +146,22 @@ def request(
 
 
 async def settle(policy: Policy, verifier: Verifier, facts: Facts) -> tuple[Signals, Decision]:
-    signals = await verifier.settle(facts, policy.fingerprint(facts), policy.fingerprinter.signed_agents)
+    signals = await verifier.settle(facts, policy.fingerprint(facts), policy)
     return signals, policy.evaluate(facts, signals)
+
+
+async def check_named(verifier: Verifier, facts: Facts) -> SignatureCheck:
+    """The request's signature checked as if the rules named its signer, whatever directory that is."""
+    try:
+        signed = read_signature(facts, time.time())
+    except (Invalid, Unsupported):
+        signed = None
+    return await verifier.check_signature(facts, frozenset({signed.directory} if signed else ()))
 
 
 async def assert_invalid(policy: Policy, verifier: Verifier, facts: Facts, detail: str) -> None:
     """The signature is invalid (with `detail` in the explanation), and the request carries that finding."""
-    check = await verifier.check_signature(facts)
+    check = await check_named(verifier, facts)
     assert check.state == "invalid"
     assert detail in check.detail
     signals, _ = await settle(policy, verifier, facts)
@@ -166,7 +177,7 @@ async def test_a_valid_signature_is_verified_and_its_key_directory_is_the_signer
     policy: Policy, verifier: Verifier, signer: Signer, origin: str, directory: str, form: str
 ) -> None:
     facts = request(signer.sign(AUTHORITY, origin, form=form))
-    check = await verifier.check_signature(facts)
+    check = await check_named(verifier, facts)
     assert (check.state, check.directory) == ("verified", directory)
     signals, _ = await settle(policy, verifier, request(signer.sign(AUTHORITY, origin, form=form)))
     assert (signals.signature, signals.signer) == ("verified", directory)
@@ -176,7 +187,7 @@ async def test_a_valid_signature_is_verified_and_its_key_directory_is_the_signer
 async def test_signature_agent_may_name_the_directory_itself_and_rules_name_signers_either_way(
     verifier: Verifier, signer: Signer, origin: str, directory: str
 ) -> None:
-    check = await verifier.check_signature(request(signer.sign(AUTHORITY, directory)))
+    check = await check_named(verifier, request(signer.sign(AUTHORITY, directory)))
     assert (check.state, check.directory) == ("verified", directory)
     assert parse_signer(origin) == parse_signer(directory) == directory
 
@@ -185,7 +196,7 @@ async def test_the_authority_is_signed_without_the_default_port_and_case_insensi
     verifier: Verifier, signer: Signer, origin: str
 ) -> None:
     signed = signer.sign(AUTHORITY, origin)
-    check = await verifier.check_signature(request(signed, url=f"https://{AUTHORITY.upper()}:443/essays/one.html"))
+    check = await check_named(verifier, request(signed, url=f"https://{AUTHORITY.upper()}:443/essays/one.html"))
     assert check.state == "verified"
 
 
@@ -212,23 +223,25 @@ async def test_chrome_with_a_valid_signature_from_chatgpts_signer_is_chatgpts_ag
 
 
 async def test_a_signature_proves_who_signed_not_who_the_user_agent_says(
-    shipped: Policy, verifier: Verifier, signer: Signer, origin: str, directory: str
+    shipped: Policy, verifier: Verifier, signer: Signer, origin: str, directory: str, routes: Routes
 ) -> None:
-    """The shipped rules list chatgpt.com as ChatGPT's signer: a valid signature by anyone else proves nothing."""
+    """The shipped rules list chatgpt.com as ChatGPT's signer: a signature by a directory the rules do not name
+    proves nothing, and gate does not even fetch that directory (a client cannot make gate fetch URLs)."""
     facts = request(signer.sign(AUTHORITY, origin), user_agent=CHATGPT_USER_UA, ip="203.0.113.7")
     signals, decision = await settle(shipped, verifier, facts)
-    assert (signals.signature, signals.signer) == ("verified", directory)
+    assert (signals.signature, signals.signer) == ("unverified", None)
     assert (signals.verified, signals.proof) == (False, None)
     assert "impostor" in signals.names
     assert (decision.action, decision.rule) == (Action.DENY, "impostors")
 
     signals, _ = await settle(shipped, verifier, request(signer.sign(AUTHORITY, origin)))
     assert (signals.agent_name, signals.agent_class, signals.verified) == (None, "browser", False)
-    assert (signals.signature, signals.signer) == ("verified", directory)
+    assert (signals.signature, signals.signer) == ("unverified", None)
+    assert routes.requests() == 0
 
 
 async def test_a_signer_clock_a_few_seconds_ahead_is_tolerated(verifier: Verifier, signer: Signer, origin: str) -> None:
-    check = await verifier.check_signature(request(signer.sign(AUTHORITY, origin, created=int(time.time()) + 2)))
+    check = await check_named(verifier, request(signer.sign(AUTHORITY, origin, created=int(time.time()) + 2)))
     assert check.state == "verified"
 
 
@@ -238,7 +251,7 @@ async def test_a_request_without_a_web_bot_auth_signature_has_none(
     signals, _ = await settle(policy, verifier, request([]))
     assert (signals.signature, signals.signer) == ("none", None)
     other = request(signer.sign(AUTHORITY, origin, tag="some-other-protocol"))  # RFC 9421, not Web Bot Auth
-    assert (await verifier.check_signature(other)).state == "none"
+    assert (await check_named(verifier, other)).state == "none"
     signals, _ = await settle(policy, verifier, other)
     assert signals.signature == "none"
     assert "invalid-signature" not in signals.names
@@ -314,7 +327,7 @@ async def test_a_changed_signature_agent_is_invalid_even_naming_the_same_directo
     signed = signer.sign(AUTHORITY, origin, form=form)
     changed = f'agent1="{origin}/"' if form == "dictionary" else f'"{origin}/"'
     facts = request(replaced(signed, "Signature-Agent", changed))
-    check = await verifier.check_signature(facts)
+    check = await check_named(verifier, facts)
     assert (check.state, check.directory) == ("invalid", directory)  # the key was found: the signature is wrong
     await assert_invalid(policy, verifier, facts, "does not match")
 
@@ -358,7 +371,7 @@ async def test_a_replayed_nonce_is_invalid(policy: Policy, verifier: Verifier, s
     signed = signer.sign(AUTHORITY, origin)
     first, _ = await settle(policy, verifier, request(signed))
     assert first.signature == "verified"
-    replay = await verifier.check_signature(request(signed))
+    replay = await check_named(verifier, request(signed))
     assert replay.state == "invalid"
     assert "replay" in replay.detail
     second, _ = await settle(policy, verifier, request(signed))
@@ -370,9 +383,9 @@ async def test_a_forged_request_does_not_use_up_the_real_signers_nonce(
     verifier: Verifier, signer: Signer, origin: str
 ) -> None:
     forged = Signer().sign(AUTHORITY, origin, keyid=signer.keyid, nonce="n-1")
-    assert (await verifier.check_signature(request(forged))).state == "invalid"
+    assert (await check_named(verifier, request(forged))).state == "invalid"
     genuine = signer.sign(AUTHORITY, origin, nonce="n-1")
-    assert (await verifier.check_signature(request(genuine))).state == "verified"
+    assert (await check_named(verifier, request(genuine))).state == "verified"
 
 
 async def test_without_a_nonce_the_same_signature_verifies_again(
@@ -381,7 +394,7 @@ async def test_without_a_nonce_the_same_signature_verifies_again(
     signed = signer.sign(AUTHORITY, origin, nonce=False)
     assert "nonce" not in dict(signed)["Signature-Input"]
     for _ in range(2):
-        assert (await verifier.check_signature(request(signed))).state == "verified"
+        assert (await check_named(verifier, request(signed))).state == "verified"
 
 
 # --- fetching the directory safely ----------------------------------------------------------------------------------
@@ -390,7 +403,7 @@ async def test_without_a_nonce_the_same_signature_verifies_again(
 async def test_by_default_a_directory_on_a_private_address_is_not_fetched(
     policy: Policy, guarded: Verifier, signer: Signer, origin: str, directory: str, routes: Routes
 ) -> None:
-    check = await guarded.check_signature(request(signer.sign(AUTHORITY, origin)))
+    check = await check_named(guarded, request(signer.sign(AUTHORITY, origin)))
     assert (check.state, check.directory) == ("unverified", directory)
     assert "not a public address" in check.detail
 
@@ -406,11 +419,11 @@ async def test_a_host_name_that_resolves_to_a_private_address_is_not_fetched(
     certificate: Certificate, guarded: Verifier, signer: Signer, origin: str, routes: Routes
 ) -> None:
     by_name = origin.replace("127.0.0.1", "localhost")
-    check = await guarded.check_signature(request(signer.sign(AUTHORITY, by_name)))
+    check = await check_named(guarded, request(signer.sign(AUTHORITY, by_name)))
     assert check.state == "unverified"
     assert routes.requests() == 0
     async with make_verifier(certificate, allow_private=True) as allowed:  # the same directory, when allowed
-        assert (await allowed.check_signature(request(signer.sign(AUTHORITY, by_name)))).state == "verified"
+        assert (await check_named(allowed, request(signer.sign(AUTHORITY, by_name)))).state == "verified"
     assert routes.hits[WELL_KNOWN] == 1
 
 
@@ -418,7 +431,7 @@ async def test_a_redirect_from_the_directory_is_not_followed(
     verifier: Verifier, signer: Signer, origin: str, routes: Routes
 ) -> None:
     routes.replies["/moved"] = Reply(302, headers=(("Location", origin + WELL_KNOWN),))
-    check = await verifier.check_signature(request(signer.sign(AUTHORITY, origin + "/moved")))
+    check = await check_named(verifier, request(signer.sign(AUTHORITY, origin + "/moved")))
     assert (check.state, check.directory) == ("unverified", origin + "/moved")
     assert "302" in check.detail
     assert routes.hits == {"/moved": 1}
@@ -437,15 +450,15 @@ async def test_a_directory_larger_than_64_kib_is_refused(
 ) -> None:
     routes.replies["/big"] = Reply(body=padded(directory_body([signer]), MAX_BYTES + 1))
     routes.replies["/padded"] = Reply(body=padded(directory_body([signer]), 8 * 1024))  # padding itself is fine
-    assert (await verifier.check_signature(request(signer.sign(AUTHORITY, origin + "/big")))).state == "unverified"
-    assert (await verifier.check_signature(request(signer.sign(AUTHORITY, origin + "/padded")))).state == "verified"
+    assert (await check_named(verifier, request(signer.sign(AUTHORITY, origin + "/big")))).state == "unverified"
+    assert (await check_named(verifier, request(signer.sign(AUTHORITY, origin + "/padded")))).state == "verified"
 
 
 async def test_a_directory_that_arrives_in_pieces_is_read_whole(
     verifier: Verifier, signer: Signer, origin: str, routes: Routes
 ) -> None:
     routes.replies["/slow"] = Reply(body=directory_body([signer]), pause=0.2)
-    check = await verifier.check_signature(request(signer.sign(AUTHORITY, origin + "/slow")))
+    check = await check_named(verifier, request(signer.sign(AUTHORITY, origin + "/slow")))
     assert check.state == "verified", check.detail
 
 
@@ -461,12 +474,12 @@ async def test_a_directory_that_is_down_or_failing_leaves_the_signature_unverifi
     verifier: Verifier, signer: Signer, origin: str, routes: Routes
 ) -> None:
     down = f"https://127.0.0.1:{free_port()}"
-    check = await verifier.check_signature(request(signer.sign(AUTHORITY, down)))
+    check = await check_named(verifier, request(signer.sign(AUTHORITY, down)))
     assert (check.state, check.directory) == ("unverified", down + WELL_KNOWN)
     routes.replies["/broken"] = Reply(500, b"oops")
     routes.replies["/not-json"] = Reply(body=b"<html>keys</html>")
     for path in ("/broken", "/not-json", "/missing"):
-        check = await verifier.check_signature(request(signer.sign(AUTHORITY, origin + path)))
+        check = await check_named(verifier, request(signer.sign(AUTHORITY, origin + path)))
         assert check.state == "unverified", path
 
 
@@ -474,7 +487,7 @@ async def test_a_directory_is_fetched_once_for_many_requests(
     verifier: Verifier, signer: Signer, origin: str, routes: Routes
 ) -> None:
     for _ in range(3):
-        assert (await verifier.check_signature(request(signer.sign(AUTHORITY, origin)))).state == "verified"
+        assert (await check_named(verifier, request(signer.sign(AUTHORITY, origin)))).state == "verified"
         await asyncio.sleep(REFRESH_GRACE)  # time for a refresh in the background to reach the server, were one made
     assert routes.hits == {WELL_KNOWN: 1}
 
@@ -484,7 +497,7 @@ async def test_a_directory_that_cannot_be_had_is_not_asked_again_at_once(
 ) -> None:
     routes.replies["/broken"] = Reply(500, b"oops")
     for _ in range(3):
-        check = await verifier.check_signature(request(signer.sign(AUTHORITY, origin + "/broken")))
+        check = await check_named(verifier, request(signer.sign(AUTHORITY, origin + "/broken")))
         assert check.state == "unverified"
         await asyncio.sleep(REFRESH_GRACE)
     assert routes.hits == {"/broken": 1}
@@ -649,7 +662,7 @@ async def test_an_unsupported_algorithm_leaves_the_signature_unverified(
 ) -> None:
     signed = signer.sign(AUTHORITY, origin)
     inputs = dict(signed)["Signature-Input"].replace('alg="ed25519"', 'alg="rsa-pss-sha512"')
-    check = await verifier.check_signature(request(replaced(signed, "Signature-Input", inputs)))
+    check = await check_named(verifier, request(replaced(signed, "Signature-Input", inputs)))
     assert check.state == "unverified"
     assert "unsupported" in check.detail
 
@@ -700,3 +713,38 @@ def test_a_running_gate_knows_a_signed_agent_and_denies_a_forged_one(
         assert 'gate_verifications_total{method="signature",result="invalid"} 1.0' in metrics
     finally:
         gate.stop()
+
+
+@pytest.mark.parametrize(
+    ("agent_header", "covered_key"),
+    [
+        ('a=("https://x.example")', "a"),  # a member that is an inner list, not a URL
+        ('a="https://a..b"', "a"),  # an empty label
+        ('a="https://' + "x" * 64 + '.example"', "a"),  # a label over 63 characters
+    ],
+)
+async def test_a_signature_agent_that_is_no_usable_url_is_invalid(
+    policy: Policy, verifier: Verifier, signer: Signer, origin: str, agent_header: str, covered_key: str
+) -> None:
+    signed = replaced(signer.sign(AUTHORITY, origin, member=covered_key), "Signature-Agent", agent_header)
+    await assert_invalid(policy, verifier, request(signed), "Signature-Agent")
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700::1111", True),
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+        ("64:ff9b::5db8:d70e", True),  # NAT64 of a public address
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo of 10.0.0.1
+        ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+        ("::ffff:192.168.1.1", False),  # IPv4-mapped
+        ("fec0::1", False),  # site-local
+        ("fd00::1", False),
+        ("169.254.169.254", False),  # cloud metadata
+    ],
+)
+def test_only_addresses_that_reach_no_private_network_are_public(address: str, public: bool) -> None:
+    assert is_public(ipaddress.ip_address(address)) is public
