@@ -18,6 +18,12 @@ requests_total = Counter(
     "Requests decided, by the action taken, the rule that decided and the client's agent class.",
     ["action", "rule", "agent_class"],
 )
+agent_requests_total = Counter(
+    "gate_agent_requests_total",
+    "Requests from named agents (the agent lists: crawlers, assistants, tools), by agent, its class and the action "
+    "taken: who is scraping and what they got.",
+    ["agent", "agent_class", "action"],
+)
 request_duration = Histogram(
     "gate_request_duration_seconds",
     "Time from receiving a request to the end of gate's response, by action.",
@@ -71,6 +77,12 @@ store_errors_total = Counter(
     "gate_store_errors_total",
     "Shared-store calls that failed or timed out, by operation; the in-process fallback answered them.",
     ["operation"],
+)
+store_duration = Histogram(
+    "gate_store_duration_seconds",
+    "Time the shared store took to answer, by operation (calls past --store-timeout are in gate_store_errors_total).",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
 store_fallback = Gauge(
     "gate_store_fallback",

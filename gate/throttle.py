@@ -19,6 +19,7 @@ from typing import Literal
 from gate import metrics
 from gate.facts import Facts
 from gate.fingerprint import Signals
+from gate.logs import event
 from gate.policy.model import Bans, Limit
 from gate.store import Quota, Store, StoreError
 
@@ -185,5 +186,6 @@ class Throttle:
                     strikes,
                     window,
                     limit.name,
+                    extra=event("ban", ip=facts.ip, seconds=bans.duration, strikes=strikes, limit=limit.name),
                 )
         return strikes

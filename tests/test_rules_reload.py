@@ -59,6 +59,8 @@ def test_an_edited_rules_file_is_picked_up_without_a_signal(gate_with_rules: Gat
     assert essay_status(gate_with_rules) == 404  # allowed through to nginx, which has no such page
     rules_file.write_text(DENY_ESSAYS)
     assert eventually(lambda: essay_status(gate_with_rules) == 451)
+    reloads = [line for line in gate_with_rules.log_lines() if line.get("event") == "rules-reloaded"]
+    assert reloads and reloads[-1]["reason"] == "a rules file changed" and len(reloads[-1]["version"]) >= 8
 
 
 def test_a_broken_edit_keeps_the_running_rules(gate_with_rules: GateProcess, rules_file: Path) -> None:
@@ -72,6 +74,7 @@ def test_a_broken_edit_keeps_the_running_rules(gate_with_rules: GateProcess, rul
         )
     )
     assert essay_status(gate_with_rules) == 451
+    assert any(line.get("event") == "rules-reload-failed" for line in gate_with_rules.log_lines())
     metrics = httpx.get(gate_with_rules.metrics_url + "/metrics").text
     assert 'gate_rules_reloads_total{outcome="failure"}' in metrics
 

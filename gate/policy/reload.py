@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from gate import metrics
+from gate.logs import event
 from gate.policy.engine import Policy
 from gate.policy.load import load_policy
 from gate.policy.source import RulesError
@@ -54,13 +55,20 @@ class RulesWatcher:
                 reason,
                 self.policy.version,
                 "; ".join(map(str, error.problems)),
+                extra=event("rules-reload-failed", reason=reason, version=self.policy.version),
             )
             return False
         self.policy = policy
         self._snapshot = snapshot(policy.files)
         metrics.rules_reloads_total.labels("success").inc()
         metrics.record_rules(policy.version)
-        log.info("rules reloaded (%s): version %s, %d rules", reason, policy.version, len(policy.rules))
+        log.info(
+            "rules reloaded (%s): version %s, %d rules",
+            reason,
+            policy.version,
+            len(policy.rules),
+            extra=event("rules-reloaded", reason=reason, version=policy.version),
+        )
         return True
 
     def changed(self) -> bool:

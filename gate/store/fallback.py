@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from gate import metrics
+from gate.logs import event
 from gate.store.base import Quota, Store, StoreUnavailable, Verdicts
 from gate.store.memory import MemoryStore
 
@@ -68,6 +69,7 @@ class FallbackStore:
             self._failed(operation, error, started)
             return await local(), True
         self._succeeded(started)
+        metrics.store_duration.labels(operation).observe(time.monotonic() - started)
         return result, False
 
     def _failed(self, operation: str, error: object, now: float) -> None:
@@ -78,6 +80,12 @@ class FallbackStore:
             if self._down_since is None:
                 self._down_since = now
                 metrics.store_fallback.set(1)
+                log.error(
+                    "store unreachable (%s: %s): the in-process fallback answers every call",
+                    operation,
+                    error,
+                    extra=event("store-down", operation=operation),
+                )
         if now - self._warned_at >= WARN_EVERY_SECONDS:
             self._warned_at = now
             log.warning("store call failed (%s: %s): answered from the in-process fallback", operation, error)
@@ -85,8 +93,11 @@ class FallbackStore:
     def _succeeded(self, started: float) -> None:
         self._failures = 0
         if self._down_since is not None and started >= self._down_since:  # not a call from before the outage
+            down_for = round(started - self._down_since, 1)
             log.warning(
-                "store reachable again after %.1f s; leaving the in-process fallback", started - self._down_since
+                "store reachable again after %.1f s; leaving the in-process fallback",
+                down_for,
+                extra=event("store-up", down_seconds=down_for),
             )
             self._down_since = None
             metrics.store_fallback.set(0)

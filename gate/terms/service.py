@@ -21,6 +21,7 @@ from gate.asgi import Receive, Scope, Send
 from gate.facts import Facts
 from gate.fingerprint import Signals
 from gate.keys import KeyRing
+from gate.logs import event
 from gate.policy.engine import Policy
 from gate.policy.model import Limit
 from gate.proxy import Forwarder
@@ -252,7 +253,12 @@ class TermsService:
         record = consent_record(token, acceptance, facts, now)
         await self.store.set(record_key(token.id), record, terms.consent_lifetime)
         metrics.consents_accepted_total.labels(agent.name, acceptance.purpose).inc()
-        log.info("consent %s accepted: %s", token.id, record.decode())
+        log.info(
+            "consent %s accepted: %s",
+            token.id,
+            record.decode(),
+            extra=event("consent", id=token.id, agent=agent.name, purpose=acceptance.purpose),
+        )
         opened = [entry.path for entry in terms.opened(acceptance.purpose)]
         return JSONResponse(
             {
@@ -311,7 +317,13 @@ class TermsService:
             and not self.ignores_robots(facts, signals)
             and len(self._violators) < MAX_VIOLATORS
         ):
-            log.warning("%s from %s fetched %d paths robots.txt disallows it: denied", name, facts.prefix, violations)
+            log.warning(
+                "%s from %s fetched %d paths robots.txt disallows it: denied",
+                name,
+                facts.prefix,
+                violations,
+                extra=event("robots-violator", agent=name, network=facts.prefix, violations=violations),
+            )
             self._violators[(name, facts.prefix)] = time.monotonic() + VIOLATION_WINDOW
         return True
 
