@@ -29,7 +29,8 @@ run: $(BIN)/gate
 		$(BIN)/gate serve --upstream http://127.0.0.1:$(SAMPLE_PORT) $(ARGS); \
 	fi
 
-# Installs what the tests run against (real Redis, real nginx, Debian's Chromium driven by Playwright) when missing;
+# Installs what the tests run against (real Redis, real nginx, Debian's Chromium driven by Playwright, Prometheus and
+# promtool for the dashboard and alert tests) when missing;
 # the tests start their own instances on free loopback ports and stop them afterwards.
 system-deps:
 	@missing=""; \
@@ -38,6 +39,7 @@ system-deps:
 	[ -e /usr/lib/nginx/modules/ngx_http_echo_module.so ] || missing="$$missing libnginx-mod-http-echo"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	{ command -v chromium >/dev/null || [ -x /usr/bin/chromium ]; } || missing="$$missing chromium"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
