@@ -26,7 +26,8 @@ from gate.verify.rdns import ReverseDns
 from tests.policy.helpers import CHROME_UA, GOOGLEBOT_UA, browser_headers, write_rules
 from tests.support.dns_server import Zone, dns_server
 from tests.support.http_server import http_server
-from tests.support.web_bot_auth import WELL_KNOWN, Reply, Routes, Signer, directory_body, self_signed_certificate
+from tests.support.tls import self_signed_certificate
+from tests.support.web_bot_auth import WELL_KNOWN, Reply, Routes, Signer, directory_body
 
 PAGE = "https://blog.example/essays/one.html"
 

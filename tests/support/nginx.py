@@ -80,10 +80,24 @@ def nginx_binary() -> str:
 def start_nginx(directory: Path, root: Path, locations: str = "", workers: int = 1) -> Nginx:
     """Start nginx with its config, logs and temp files under `directory`, serving `root`."""
     port = free_port()
+    modules = f"load_module {ECHO_MODULE};" if ECHO_MODULE.exists() and "echo_" in locations else ""
+    server = f"""
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        {locations}
+    }}
+"""
+    process = start_nginx_with(directory, server, port, workers=workers, modules=modules)
+    return Nginx(port=port, root=root, directory=directory, process=process)
+
+
+def nginx_config(directory: Path, http: str, workers: int = 1, modules: str = "") -> Path:
+    """A whole nginx.conf under `directory` around `http` (server blocks, maps, upstreams), with its logs and
+    temporary files there too."""
     directory.mkdir(parents=True, exist_ok=True)
     # As root, nginx's workers would drop to an unprivileged user that cannot read pytest's private temp dirs.
     user = "user root;" if os.geteuid() == 0 else ""
-    modules = f"load_module {ECHO_MODULE};" if ECHO_MODULE.exists() and "echo_" in locations else ""
     config = f"""
 {modules}
 {user}
@@ -105,19 +119,33 @@ http {{
     fastcgi_temp_path {directory}/fastcgi;
     uwsgi_temp_path {directory}/uwsgi;
     scgi_temp_path {directory}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        {locations}
-    }}
+{http}
 }}
 """
-    (directory / "nginx.conf").write_text(config)
+    path = directory / "nginx.conf"
+    path.write_text(config)
+    return path
+
+
+def check_nginx_config(path: Path) -> subprocess.CompletedProcess[str]:
+    """`nginx -t` on a config written by nginx_config."""
+    return subprocess.run(
+        [nginx_binary(), "-t", "-p", str(path.parent), "-c", str(path), "-e", str(path.parent / "error.log")],
+        capture_output=True,
+        text=True,
+    )
+
+
+def start_nginx_with(
+    directory: Path, http: str, port: int, workers: int = 1, modules: str = ""
+) -> subprocess.Popen[bytes]:
+    """Start nginx on nginx_config(directory, http) and wait until it listens on `port`."""
+    path = nginx_config(directory, http, workers, modules)
     log = directory / "error.log"
     process = subprocess.Popen(
-        [nginx_binary(), "-p", str(directory), "-c", str(directory / "nginx.conf"), "-e", str(log)],
+        [nginx_binary(), "-p", str(directory), "-c", str(path), "-e", str(log)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
     wait_for_port("127.0.0.1", port, process, log)
-    return Nginx(port=port, root=root, directory=directory, process=process)
+    return process

@@ -1,5 +1,5 @@
-"""Web Bot Auth for tests: Ed25519 signers, their key directories, a self-signed TLS certificate for a directory
-served on loopback, and a request signer.
+"""Web Bot Auth for tests: Ed25519 signers, their key directories (served on loopback over TLS with
+tests/support/tls.py's certificate), and a request signer.
 
 The signer builds the RFC 9421 signature base itself (from the authority and the headers it writes), not with
 gate's own `signature_base`, so a mistake there shows as a failed verification rather than being copied into the
@@ -9,25 +9,18 @@ signature. Structured fields are serialized with http-sfv, as real signers do.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
-import ipaddress
 import json
 import secrets
-import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import InnerList, Item
 
@@ -127,66 +120,6 @@ def directory_body(signers: Iterable[Signer], **extra: object) -> bytes:
 def replaced(headers: Sequence[tuple[str, str]], name: str, value: str) -> Headers:
     """The headers with `name`'s value replaced."""
     return [(header, value if header.lower() == name.lower() else old) for header, old in headers]
-
-
-@dataclass(frozen=True)
-class Certificate:
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        """Trusts this certificate alone (and checks host names as usual)."""
-        return ssl.create_default_context(cafile=str(self.cert))
-
-
-def self_signed_certificate(
-    directory: Path, ips: Sequence[str] = ("127.0.0.1",), names: Sequence[str] = ()
-) -> Certificate:
-    """A fresh self-signed server certificate for the loopback address (and any `names`), valid for a day."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gate test key directory")])
-    now = datetime.datetime.now(datetime.UTC)
-    alternative_names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-    alternative_names += [x509.DNSName(name) for name in names]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "directory.crt", directory / "directory.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return Certificate(cert_path, key_path)
 
 
 @dataclass(frozen=True)

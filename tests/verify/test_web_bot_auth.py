@@ -40,9 +40,9 @@ from tests.support.gate_process import start_gate
 from tests.support.http_server import http_server
 from tests.support.nginx import Nginx
 from tests.support.ports import free_port
+from tests.support.tls import Certificate, self_signed_certificate
 from tests.support.web_bot_auth import (
     WELL_KNOWN,
-    Certificate,
     Headers,
     Reply,
     Routes,
@@ -50,7 +50,6 @@ from tests.support.web_bot_auth import (
     directory_body,
     jwk_thumbprint,
     replaced,
-    self_signed_certificate,
 )
 
 AUTHORITY = "blog.example"
