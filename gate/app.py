@@ -31,6 +31,7 @@ from gate.responses import Outcome, send_page
 from gate.site_load import SiteLoad
 from gate.store import StoreError, open_store
 from gate.terms.service import ROBOTS_PATH, TermsService
+from gate.throttle import PAGES as REFUSAL_PAGES
 from gate.throttle import Refusal, Throttle
 from gate.verify import Verifier
 from gate.verify.directory import KeyDirectories
@@ -70,6 +71,7 @@ class Gate:
         )
         self.auth_path = settings.own_prefix + "auth"
         self.challenge_path = settings.own_prefix + "challenge"
+        self.refusal_path = settings.own_prefix + "refusal"
         self.access_log = AccessLog(enabled=settings.log_level in ("debug", "info"))
         self.keys = load_keyring(settings.secret_file) if settings.secret_file else KeyRing.temporary()
         self.store = open_store(settings.store, settings.store_timeout)
@@ -181,6 +183,9 @@ class Gate:
             return
         if scope["path"] == self.challenge_path:
             await self.challenge_for_front_proxy(scope, send, started)
+            return
+        if scope["path"] == self.refusal_path:
+            await self.refusal_for_front_proxy(scope, send)
             return
         if scope["path"].startswith(self.settings.own_prefix) and scope["path"] != self.auth_path:
             await self.challenges.handle(scope, receive, send)
@@ -331,6 +336,26 @@ class Gate:
         outcome = await self.challenges.serve(send, facts, decision, target)  # serve() keeps it same-site
         self.record(facts, signals, decision, Action.CHALLENGE, outcome, started)
 
+    async def refusal_for_front_proxy(self, scope: Scope, send: Send) -> None:
+        """The page for a request the front proxy refused on gate's 403 (nginx `error_page 403` in auth mode): the
+        refusal the decision's X-Gate-Refused names (a limit, a ban; the proxy passes it on), else the terms for an
+        AI crawler, else the deny page. It only renders, and counts nothing: the decision was counted already."""
+        facts = auth_request_facts(scope, Facts.from_scope(scope, self.proxies), self.proxies, self.site_load.busy)
+        refused = facts.headers.get("x-gate-refused", "")
+        if refused in REFUSAL_PAGES:
+            status, title, message = REFUSAL_PAGES[refused]
+            retry_after = facts.headers.get("x-gate-retry-after", "")
+            headers = [(b"retry-after", retry_after.encode())] if retry_after.isdigit() else []
+            await send_page(send, status, title, message, headers)
+            return
+        signals, decision, action = await self.decide(facts)
+        if action is Action.TERMS:
+            check = await self.terms.check_consent(facts, signals)
+            if check.refusal is None:
+                await self.terms.send_terms(send, facts, signals, check.reason)
+                return
+        await send_denial(send, decision)
+
     async def challenge(
         self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
     ) -> Outcome:
@@ -357,9 +382,7 @@ class Gate:
     async def deny(
         self, scope: Scope, receive: Receive, send: Send, facts: Facts, signals: Signals, decision: Decision
     ) -> Outcome:
-        status = decision.status or 403
-        await send_page(send, status, "Access denied", "This site does not accept requests from this client.")
-        return Outcome(status)
+        return await send_denial(send, decision)
 
     def record(
         self, facts: Facts, signals: Signals, decision: Decision, action: Action, outcome: Outcome, started: float
@@ -397,6 +420,12 @@ class Gate:
                 "consent": outcome.consented,
             }
         )
+
+
+async def send_denial(send: Send, decision: Decision) -> Outcome:
+    status = decision.status or 403
+    await send_page(send, status, "Access denied", "This site does not accept requests from this client.")
+    return Outcome(status)
 
 
 def auth_request_facts(scope: Scope, facts: Facts, proxies: TrustedProxies, site_busy: bool) -> Facts:
