@@ -1,4 +1,6 @@
-"""nginx directly, and gate with 1 and 2 workers in front of that same nginx, measured with wrk in one run.
+"""nginx directly, gate with 1 and 2 workers in front of that same nginx (proxy mode), and nginx asking gate about
+every request with auth_request (auth mode, the locations of deploy/nginx/gate-auth.conf without TLS), measured
+with wrk in one run.
 
 The machine is shared and wrk runs on the same cores, so absolute figures drift between runs; the targets are
 measured in interleaved rounds and each gate figure is also given as a ratio to nginx direct from the same run.
@@ -26,7 +28,8 @@ from typing import Any
 
 from gate.keys import write_key_file
 from tests.support.gate_process import GateProcess, start_transparent_gate
-from tests.support.nginx import nginx_binary, start_nginx
+from tests.support.nginx import nginx_binary, start_nginx, start_nginx_with
+from tests.support.ports import free_port, stop
 from tests.support.redis_server import redis_server
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -41,6 +44,33 @@ GATE_WORKERS = (1, 2)
 # Seconds wrk may overrun --duration (start-up, final reads) before the run is treated as hung.
 WRK_GRACE_SECONDS = 30
 NGINX_DIRECT = "nginx direct"
+AUTH_MODE = "nginx + gate auth mode (1 worker)"
+# deploy/nginx/gate-auth.conf's decision locations, on plain HTTP so the figure compares with nginx direct.
+AUTH_SERVER = """
+    upstream gate {{ server 127.0.0.1:{gate_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{
+            auth_request /.gate/auth;
+            error_page 401 = /.gate/challenge;
+            try_files $uri $uri/ =404;
+        }}
+        location = /.gate/auth {{
+            internal;
+            proxy_pass http://gate;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $remote_addr;
+        }}
+    }}
+"""
 
 REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([\d.]+)\s*$", re.MULTILINE)
 P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
@@ -214,6 +244,29 @@ def run_benchmark(options: Options) -> tuple[list[Summary], list[Measurement], d
                 running.callback(gate.stop)
                 gates[name] = gate
                 targets.append(Target(name, gate.url))
+            auth_gate = start_transparent_gate(
+                directory / "gate-auth",
+                nginx.url,
+                "--mode",
+                "auth",
+                "--trusted-proxy",
+                "127.0.0.1/32",
+                "--secret-file",
+                str(key),
+                "--store",
+                store,
+            )
+            running.callback(auth_gate.stop)
+            gates[AUTH_MODE] = auth_gate
+            port = free_port()
+            front = start_nginx_with(
+                directory / "nginx-auth",
+                AUTH_SERVER.format(gate_port=auth_gate.port, port=port, root=SITE),
+                port,
+                workers=NGINX_WORKERS,
+            )
+            running.callback(stop, front)
+            targets.append(Target(AUTH_MODE, f"http://127.0.0.1:{port}"))
             measurements = measure_rounds(targets, options)
         log_problems = {name: gate_log_problems(gate) for name, gate in gates.items()}
     return summarise(targets, measurements), measurements, log_problems
@@ -272,7 +325,7 @@ def report(setting: dict[str, Any], summaries: Sequence[Summary], found: Sequenc
         f"- date: {setting['date']}",
         f"- command: `{setting['command']}`",
         f"- wrk: `{setting['wrk_command']}` per target, after a {setting['warmup_seconds']} s warm-up; rounds:"
-        f" {setting['rounds']}, each measuring nginx direct, gate with 1 worker, gate with 2 workers in turn",
+        f" {setting['rounds']}, each measuring every configuration below in turn",
         f"- nproc: {setting['nproc']}; python {setting['python']}; {setting['nginx']} ({setting['nginx_workers']}"
         f" workers); {setting['wrk']}",
     ]
