@@ -30,7 +30,7 @@ run: $(BIN)/gate
 	fi
 
 # Installs what the tests run against (real Redis, real nginx, Debian's Chromium driven by Playwright, Prometheus and
-# promtool for the dashboard and alert tests) when missing;
+# promtool for the dashboard and alert tests, systemd-analyze for the unit files) when missing;
 # the tests start their own instances on free loopback ports and stop them afterwards.
 system-deps:
 	@missing=""; \
@@ -40,6 +40,7 @@ system-deps:
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	{ command -v chromium >/dev/null || [ -x /usr/bin/chromium ]; } || missing="$$missing chromium"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
