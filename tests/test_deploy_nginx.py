@@ -244,3 +244,57 @@ def test_a_solved_challenge_never_redirects_off_the_site(request: pytest.Fixture
     assert answer.status_code == 303
     location = answer.headers["location"]
     assert location.startswith("/") and not location.startswith("//") and "\\" not in location
+
+
+def test_in_auth_mode_nginxs_own_403_stays_nginxs_and_gates_pages_are_internal(
+    tmp_path: Path, auth_front: tuple[Front, GateProcess], certificate: Certificate
+) -> None:
+    """A directory without an index is nginx's 403, not gate's "Access denied"; the page locations answer only
+    through error_page."""
+    _, gate = auth_front
+    site = tmp_path / "site"
+    (site / "feed").mkdir(parents=True)  # /feed/ is open to everyone by the shipped rules: gate allows it
+    with (
+        front_of(tmp_path / "nginx", "gate-auth.conf", gate.port, certificate, site) as front,
+        front.client(**{"User-Agent": "curl/8.5.0"}) as client,
+    ):
+        forbidden = client.get("/feed/")
+        direct = [client.get(path).status_code for path in ("/.gate/refusal", "/.gate/challenge")]
+    assert forbidden.status_code == 403
+    assert "Access denied" not in forbidden.text and "nginx" in forbidden.text
+    assert direct == [404, 404]
+
+
+def test_proxy_mode_keeps_connections_to_gate_open_and_clears_auth_mode_headers(
+    tmp_path: Path, certificate: Certificate, nginx: Nginx
+) -> None:
+    """A stand-in for gate records what nginx sends it: no `Connection: close` (the keepalive pool is used), and
+    none of the headers a client wrote to describe a request to gate in auth mode."""
+    seen: list[dict[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            seen.append({name.lower(): value for name, value in self.headers.items()})
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    written = {"X-Original-URI": "/forged", "X-Gate-Refused": "ban", "X-Forwarded-Method": "PUT"}
+    with (
+        http_server(Recorder) as recorder,
+        front_of(
+            tmp_path / "nginx", "gate-proxy.conf", int(recorder.rsplit(":", 1)[1]), certificate, nginx.root
+        ) as front,
+        front.client(**written) as client,
+    ):
+        for _ in range(3):
+            assert client.get("/page.html").status_code == 200
+    assert len(seen) == 3
+    assert all(headers.get("connection", "").lower() != "close" for headers in seen)
+    assert not any({"x-original-uri", "x-gate-refused", "x-forwarded-method"} & set(headers) for headers in seen)
