@@ -227,37 +227,21 @@ def run_benchmark(options: Options) -> tuple[list[Summary], list[Measurement], d
             key = directory / "secret.key"
             write_key_file(key)
             store = running.enter_context(redis_server(directory))
-            for workers in GATE_WORKERS:
-                name = f"gate, {workers} worker{'s' if workers > 1 else ''}"
+
+            def start(name: str, folder: str, *arguments: str) -> GateProcess:
                 # Rules that allow everything: every request is still fingerprinted, decided and logged, but the
                 # figure is about forwarding (with the shipped rules wrk's User-Agent would get the challenge page).
                 gate = start_transparent_gate(
-                    directory / f"gate-{workers}",
-                    nginx.url,
-                    "--workers",
-                    str(workers),
-                    "--secret-file",
-                    str(key),
-                    "--store",
-                    store,
+                    directory / folder, nginx.url, "--secret-file", str(key), "--store", store, *arguments
                 )
                 running.callback(gate.stop)
                 gates[name] = gate
-                targets.append(Target(name, gate.url))
-            auth_gate = start_transparent_gate(
-                directory / "gate-auth",
-                nginx.url,
-                "--mode",
-                "auth",
-                "--trusted-proxy",
-                "127.0.0.1/32",
-                "--secret-file",
-                str(key),
-                "--store",
-                store,
-            )
-            running.callback(auth_gate.stop)
-            gates[AUTH_MODE] = auth_gate
+                return gate
+
+            for workers in GATE_WORKERS:
+                name = f"gate, {workers} worker{'s' if workers > 1 else ''}"
+                targets.append(Target(name, start(name, f"gate-{workers}", "--workers", str(workers)).url))
+            auth_gate = start(AUTH_MODE, "gate-auth", "--mode", "auth", "--trusted-proxy", "127.0.0.1/32")
             port = free_port()
             front = start_nginx_with(
                 directory / "nginx-auth",
