@@ -24,7 +24,7 @@ from gate.logs import AccessLog
 from gate.net import TrustedProxies
 from gate.policy.engine import Policy
 from gate.policy.load import load_policy
-from gate.policy.model import Action, Decision, Limit
+from gate.policy.model import Action, Decision
 from gate.policy.reload import RulesWatcher
 from gate.proxy import Forwarder, request_target
 from gate.responses import Outcome, send_page
@@ -108,7 +108,7 @@ class Gate:
             Action.ALLOW: self.forward,
             Action.DENY: self.deny,
             Action.CHALLENGE: self.challenge,
-            Action.THROTTLE: self.forward,  # within the rule's limit: see limits_for
+            Action.THROTTLE: self.forward,  # within the rule's limit: see Policy.limits_for
             Action.TERMS: self.terms_or_consent,
         }
         self._background: list[asyncio.Task[None]] = []
@@ -289,15 +289,9 @@ class Gate:
             await self.terms.check_robots(facts, signals)
         self.record(facts, signals, decision, action, Outcome(status, consented=consented), started)
 
-    def limits_for(self, decision: Decision) -> tuple[Limit, ...]:
-        """The policy's guards, and the rule's own limit for a throttle decision."""
-        policy = self.rules.policy
-        rule_limit = policy.limits.get(decision.limit or "") if decision.action is Action.THROTTLE else None
-        return (rule_limit, *policy.guards) if rule_limit is not None else policy.guards
-
     async def charge(self, decision: Decision, facts: Facts, signals: Signals) -> Refusal | None:
         """Charge a request gate lets through against its limits (and check its address's ban)."""
-        limits = self.limits_for(decision)
+        limits = self.rules.policy.limits_for(decision)
         needs_pass = any("pass" in limit.per for limit in limits)
         pass_id = self.challenges.pass_id(facts) if needs_pass else None
         return await self.throttle.charge(limits, facts, signals, self.rules.policy.bans, pass_id)

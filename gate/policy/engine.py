@@ -39,6 +39,11 @@ class Policy:
     def fingerprint(self, facts: Facts) -> Signals:
         return self.fingerprinter(facts)
 
+    def limits_for(self, decision: Decision) -> tuple[Limit, ...]:
+        """The guards, and a throttle decision's own limit: what a request the decision lets through is charged."""
+        rule_limit = self.limits.get(decision.limit or "") if decision.action is Action.THROTTLE else None
+        return (rule_limit, *self.guards) if rule_limit is not None else self.guards
+
     def evaluate(self, facts: Facts, signals: Signals) -> Decision:
         score = 0.0
         reasons: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from gate.store.base import Quota, StoreError, Verdicts
 from gate.store.gcra import charge
@@ -15,10 +15,12 @@ Value = bytes | int | dict[str, int]  # a string, a counter or a hash of counter
 class MemoryStore:
     DEFAULT_MAX_KEYS = 100_000
 
-    def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+    def __init__(self, max_keys: int = DEFAULT_MAX_KEYS, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` is what lifetimes and rate limits are measured on (`gate audit` replays a log on its own times)."""
         if max_keys < 1:
             raise ValueError("max_keys must be at least 1")
         self.max_keys = max_keys
+        self.clock = clock
         self._entries: OrderedDict[str, tuple[Value, float]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -41,20 +43,20 @@ class MemoryStore:
             self._entries.popitem(last=False)
 
     async def get(self, key: str) -> bytes | None:
-        entry = self._live(key, time.monotonic())
+        entry = self._live(key, self.clock())
         if entry is None:
             return None
         return _as_bytes(key, entry[0])
 
     async def set(self, key: str, value: bytes, ttl: float, *, only_if_absent: bool = False) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         if only_if_absent and self._live(key, now) is not None:
             return False
         self._put(key, value, now + ttl)
         return True
 
     async def incr(self, key: str, ttl: float, amount: int = 1) -> int:
-        now = time.monotonic()
+        now = self.clock()
         entry = self._live(key, now)
         if entry is None:
             self._put(key, amount, now + ttl)
@@ -69,15 +71,15 @@ class MemoryStore:
 
     async def delete(self, key: str) -> bool:
         entry = self._entries.pop(key, None)
-        return entry is not None and entry[1] > time.monotonic()
+        return entry is not None and entry[1] > self.clock()
 
     async def ttl(self, key: str) -> float | None:
-        now = time.monotonic()
+        now = self.clock()
         entry = self._live(key, now)
         return None if entry is None else entry[1] - now
 
     async def rate_limit(self, quotas: Sequence[Quota], ban_key: str | None = None) -> Verdicts:
-        moment = time.monotonic()
+        moment = self.clock()
         if ban_key is not None and (ban := self._live(ban_key, moment)) is not None:
             return Verdicts([], ban[1] - moment)
         now = int(moment * 1000)
@@ -91,7 +93,7 @@ class MemoryStore:
         return Verdicts(verdicts)
 
     async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
-        now = time.monotonic()
+        now = self.clock()
         found: list[tuple[str, bytes, float]] = []
         for key, (value, expires_at) in list(self._entries.items()):
             if len(found) >= limit:
@@ -101,7 +103,7 @@ class MemoryStore:
         return found
 
     async def add_counts(self, key: str, counts: Mapping[str, int], ttl: float) -> None:
-        now = time.monotonic()
+        now = self.clock()
         entry = self._live(key, now)
         if entry is None or not isinstance(entry[0], dict):
             self._put(key, dict(counts), now + ttl)
@@ -110,7 +112,7 @@ class MemoryStore:
             entry[0][name] = entry[0].get(name, 0) + amount
 
     async def get_counts(self, keys: Sequence[str]) -> list[dict[str, int]]:
-        now = time.monotonic()
+        now = self.clock()
         found = []
         for key in keys:
             entry = self._live(key, now)
