@@ -64,6 +64,7 @@ bench: $(VENV)/.test-deps system-deps
 	$(BIN)/python -m bench.accuracy
 	$(BIN)/python -m bench.decide
 	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.audit
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.challenge
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.store
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.proxy $(ARGS)

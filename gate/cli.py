@@ -1,4 +1,4 @@
-"""The `gate` command: serve, check, rules lint, keygen, bans, consent, ranges."""
+"""The `gate` command: serve, check, audit, rules lint, keygen, bans, consent, ranges."""
 
 from __future__ import annotations
 
@@ -106,6 +106,28 @@ def build_parser() -> Parser:
         "--source", action="append", default=[], metavar="NAME=URL", help="fetch NAME from URL instead (a mirror)"
     )
 
+    audit = commands.add_parser(
+        "audit",
+        help="what gate would have done with a site's access logs",
+        description="Run access log lines (nginx/Apache combined or common, plain or gzip) through the policy, the "
+        "limits and bans as gate serve would, on the log's own clock, and report what it would have done.",
+    )
+    audit.add_argument("logs", nargs="+", type=Path, metavar="LOGFILE")
+    audit.add_argument("--rules", type=Path, help="rules file or directory (default: GATE_RULES or the shipped rules)")
+    audit.add_argument(
+        "--log-format",
+        metavar="PATTERN",
+        help="nginx log_format of the lines, e.g. '$remote_addr [$time_local] \"$request\" $status ...' "
+        "(default: combined, then common)",
+    )
+    audit.add_argument("--robots-txt", type=Path, metavar="FILE", help="the site's own robots.txt, merged as gate does")
+    audit.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH ('-' for standard output)")
+    audit.add_argument("--html", type=Path, metavar="PATH", help="write the report as an HTML page with charts")
+    audit.add_argument(
+        "--resolve", action="store_true", help="check claimed crawlers by reverse DNS (slower: a lookup per address)"
+    )
+    audit.add_argument("--resolver", metavar="IP[:PORT]", help="DNS server for --resolve (default: the system's)")
+
     consent = commands.add_parser(
         "consent",
         parents=[admin],
@@ -131,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_admin(run_consent, arguments)
     if arguments.command == "ranges":
         return run_ranges(arguments)
+    if arguments.command == "audit":
+        return run_audit(arguments)
     return commands[arguments.command](arguments)
 
 
@@ -202,6 +226,75 @@ def run_check(arguments: argparse.Namespace) -> int:
 
     asyncio.run(check())
     return 0
+
+
+def run_audit(arguments: argparse.Namespace) -> int:
+    from gate.audit.html import render_html
+    from gate.audit.logs import DEFAULT_FORMATS, LogFormat
+    from gate.audit.report import render_text
+    from gate.audit.run import audit
+    from gate.policy.load import load_policy
+    from gate.policy.source import RulesError
+
+    try:
+        rules = rules_path(arguments.rules)
+        policy = load_policy(rules)
+        formats = [LogFormat(arguments.log_format)] if arguments.log_format else list(DEFAULT_FORMATS)
+        resolver = parse_resolver(arguments.resolver) if arguments.resolver else None
+        robots = arguments.robots_txt.read_text(encoding="utf-8", errors="replace") if arguments.robots_txt else ""
+        missing = [str(path) for path in arguments.logs if not path.is_file()]
+        if missing:
+            raise ValueError(f"no such log file: {', '.join(missing)}")
+    except RulesError as error:
+        for problem in error.problems:
+            print(f"gate: error: {problem}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as error:
+        print(f"gate: error: {error}", file=sys.stderr)
+        return 2
+    total = sum(path.stat().st_size for path in arguments.logs)
+    progress = ProgressBar(total) if sys.stderr.isatty() else None
+
+    async def audited() -> dict[str, Any]:
+        verifier = check_verifier(resolver) if arguments.resolve else None
+        try:
+            result = await audit(
+                arguments.logs, policy, formats, f"rules {rules} (version {policy.version})", verifier, robots, progress
+            )
+        finally:
+            if verifier is not None:
+                await verifier.close()
+        return result.to_json()
+
+    report = asyncio.run(audited())
+    if progress is not None:
+        progress.done()
+    if arguments.html:
+        arguments.html.write_text(render_html(report), encoding="utf-8")
+    if arguments.json == "-":
+        print(json.dumps(report, indent=2))
+        return 0
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(render_text(report), end="")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on the terminal (standard error), by bytes read."""
+
+    def __init__(self, total: int) -> None:
+        self.total = max(total, 1)
+        self.started = time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        fraction = min(done / self.total, 1.0)
+        filled = int(fraction * 30)
+        elapsed = time.monotonic() - self.started
+        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:6.1%} {elapsed:6.1f} s", end="", file=sys.stderr)
+
+    def done(self) -> None:
+        print(file=sys.stderr)
 
 
 def check_verifier(resolver: str | None) -> Verifier:

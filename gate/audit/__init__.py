@@ -1,0 +1,1 @@
+"""gate audit: what gate would have done with a site's access logs."""
