@@ -242,9 +242,12 @@ def run_audit(arguments: argparse.Namespace) -> int:
         formats = [LogFormat(arguments.log_format)] if arguments.log_format else list(DEFAULT_FORMATS)
         resolver = parse_resolver(arguments.resolver) if arguments.resolver else None
         robots = arguments.robots_txt.read_text(encoding="utf-8", errors="replace") if arguments.robots_txt else ""
-        missing = [str(path) for path in arguments.logs if not path.is_file()]
-        if missing:
-            raise ValueError(f"no such log file: {', '.join(missing)}")
+        for path in arguments.logs:
+            if not path.is_file() or not os.access(path, os.R_OK):
+                raise ValueError(f"{path}: no such log file, or not readable")
+        for output in (arguments.html, None if arguments.json in (None, "-") else Path(arguments.json)):
+            if output is not None:
+                output.touch()  # an unwritable report path fails now, not after the whole replay
     except RulesError as error:
         for problem in error.problems:
             print(f"gate: error: {problem}", file=sys.stderr)
@@ -269,6 +272,9 @@ def run_audit(arguments: argparse.Namespace) -> int:
     report = asyncio.run(audited())
     if progress is not None:
         progress.done()
+    if report["lines"]["total"] and not report["lines"]["parsed"]:
+        print("gate: error: no line read as a request: is it an access log? (see --log-format)", file=sys.stderr)
+        return 1
     if arguments.html:
         arguments.html.write_text(render_html(report), encoding="utf-8")
     if arguments.json == "-":

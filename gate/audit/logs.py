@@ -10,9 +10,11 @@ from __future__ import annotations
 import calendar
 import gzip
 import re
+import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -22,20 +24,23 @@ COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"'
 )
 COMMON = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent'
-# What each nginx variable may hold in a line; any other $variable matches a run of non-space characters.
+QUOTED = r"(?:[^\"\\]|\\.)*+"  # a quoted field's content, with \" and \xHH escapes
+# What each nginx variable may hold in a line; any other $variable matches a run of non-space characters, or a
+# quoted field's content between quotes. Possessive quantifiers: a line that does not match fails in linear time.
 VARIABLES = {
-    "remote_addr": r"(?P<ip>[0-9A-Fa-f:.]+)",
-    "time_local": r"(?P<time_local>[^\]]+)",
-    "time_iso8601": r"(?P<time_iso>[0-9T:+.Z-]+)",
-    "request": r"(?P<request>(?:[^\"\\]|\\.)*)",
+    "remote_addr": r"(?P<ip>[^\s\"]++)",  # an address, or a host name (Apache's %h with HostnameLookups)
+    "time_local": r"(?P<time_local>[^\]]++)",
+    "time_iso8601": r"(?P<time_iso>[0-9T:+.Z-]++)",
+    "request": f"(?P<request>{QUOTED})",
     "status": r"(?P<status>\d{3})",
-    "body_bytes_sent": r"(?P<bytes>\d+|-)",
-    "bytes_sent": r"(?P<bytes>\d+|-)",
-    "http_referer": r"(?P<referer>(?:[^\"\\]|\\.)*)",
-    "http_user_agent": r"(?P<user_agent>(?:[^\"\\]|\\.)*)",
-    "host": r"(?P<host>[^\s\"]*)",
-    "http_host": r"(?P<host>[^\s\"]*)",
+    "body_bytes_sent": r"(?P<bytes>\d++|-)",
+    "bytes_sent": r"(?P<bytes>\d++|-)",
+    "http_referer": f"(?P<referer>{QUOTED})",
+    "http_user_agent": f"(?P<user_agent>{QUOTED})",
+    "host": r"(?P<host>[^\s\"]*+)",
+    "http_host": r"(?P<host>[^\s\"]*+)",
 }
+EARLIEST = calendar.timegm((1990, 1, 1, 0, 0, 0))  # times outside [EARLIEST, now + a day] are not a log's
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,8 @@ class LogEntry:
     referer: str
     user_agent: str
     host: str = ""
+    file: str = ""
+    line: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +70,8 @@ class Malformed:
 class LogFormat:
     """A line pattern in nginx `log_format` syntax, compiled to one regular expression."""
 
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, more_fields: bool = False) -> None:
+        """`more_fields`: a line may go on after the pattern (the built-in formats, which sites often extend)."""
         self.pattern = pattern
         parts = re.split(r"\$([a-z_][a-z0-9_]*)", pattern)
         regex = []
@@ -72,7 +80,8 @@ class LogFormat:
             if index % 2 == 0:
                 regex.append(re.escape(part))
                 continue
-            group = VARIABLES.get(part, r"[^\s\"]*")
+            quoted = parts[index - 1].endswith('"') and parts[index + 1].startswith('"')
+            group = VARIABLES.get(part, QUOTED if quoted else r"[^\s\"]*+")
             name = re.match(r"\(\?P<(\w+)>", group)
             if name is not None and name.group(1) in seen:  # a second $bytes_sent and the like: match, do not keep
                 group = re.sub(r"\(\?P<\w+>", "(?:", group, count=1)
@@ -81,7 +90,7 @@ class LogFormat:
             regex.append(group)
         if not {"ip", "request", "status"} <= seen or not {"time_local", "time_iso"} & seen:
             raise ValueError("a log format needs $remote_addr, $request, $status and $time_local (or $time_iso8601)")
-        self.regex = re.compile("".join(regex) + r"\s*$")
+        self.regex = re.compile("".join(regex) + (r"(?:\s.*)?$" if more_fields else r"\s*$"))
 
     def parse(self, line: str) -> LogEntry | None:
         match = self.regex.match(line)
@@ -95,7 +104,7 @@ class LogFormat:
         method, target, protocol = request if len(request) == 3 else (*request, "")
         size = fields.get("bytes") or "-"
         return LogEntry(
-            ip=fields["ip"],
+            ip=fields["ip"].split("%", 1)[0],  # an IPv6 zone id (fe80::1%eth0) is not part of the address
             time=moment,
             method=method,
             target=target,
@@ -120,26 +129,34 @@ def parse_time(local: str | None, iso: str | None) -> float | None:
         if match is None or month is None:
             return None
         day, year, hour, minute, second = int(match[1]), int(match[3]), int(match[4]), int(match[5]), int(match[6])
-        if not (1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        if not (1970 <= year <= 9999 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
             return None
         offset = (int(match[8]) * 3600 + int(match[9]) * 60) * (1 if match[7] == "+" else -1)
-        return calendar.timegm((year, month, day, hour, minute, second)) - offset
-    if iso is not None:
+        moment = float(calendar.timegm((year, month, day, hour, minute, second)) - offset)
+    elif iso is not None:
         try:
-            return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+            parsed = datetime.fromisoformat(iso.replace("Z", "+00:00"))
         except ValueError:
             return None
-    return None
+        moment = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()  # no offset: UTC
+    else:
+        return None
+    return moment if EARLIEST <= moment <= time.time() + 86400 else None
 
 
 def unescape(text: str) -> str:
-    r"""nginx writes `"` as `\x22` (and Apache as `\"`) inside quoted fields."""
+    r"""nginx writes bytes outside ASCII and `"` as `\xHH` (UTF-8, byte by byte), Apache `"` as `\"`."""
     if "\\" not in text:
         return text
-    return re.sub(r"\\x([0-9A-Fa-f]{2})|\\(.)", lambda m: chr(int(m[1], 16)) if m[1] else m[2], text)
+    text = re.sub(
+        r"(?:\\x[0-9A-Fa-f]{2})+",
+        lambda m: bytes.fromhex(m[0].replace("\\x", "")).decode("utf-8", "replace"),
+        text,
+    )
+    return re.sub(r"\\(.)", r"\1", text)
 
 
-DEFAULT_FORMATS = (LogFormat(COMBINED), LogFormat(COMMON))
+DEFAULT_FORMATS = (LogFormat(COMBINED, more_fields=True), LogFormat(COMMON, more_fields=True))
 
 
 def read_entries(
@@ -168,12 +185,23 @@ class LineReader(Protocol):
     def readline(self, size: int = -1, /) -> bytes: ...
 
 
+def first_time(path: Path, formats: Sequence[LogFormat], lines: int = 1000) -> float:
+    """The time of the file's first request among its first `lines` lines (infinity when there is none): files are
+    replayed oldest first, whatever order they are given in (access.log* lists the newest first)."""
+    for number, item in enumerate(read_entries([path], formats), start=1):
+        if isinstance(item, LogEntry):
+            return item.time
+        if number >= lines:
+            break
+    return float("inf")
+
+
 def lines_of(stream: LineReader) -> Iterator[bytes | None]:
     """The stream's lines without their line ends; None for a line longer than MAX_LINE (skipped to its end)."""
     while True:
         try:
             line = stream.readline(MAX_LINE + 1)
-        except (OSError, EOFError):  # a truncated or corrupt gzip member: the lines read so far count
+        except (OSError, EOFError, zlib.error):  # a truncated or corrupt gzip file: the lines read so far count
             return
         if not line:
             return
@@ -181,7 +209,7 @@ def lines_of(stream: LineReader) -> Iterator[bytes | None]:
             while line and not line.endswith(b"\n"):
                 try:
                     line = stream.readline(MAX_LINE + 1)
-                except (OSError, EOFError):
+                except (OSError, EOFError, zlib.error):
                     return
             yield None
             continue
@@ -196,5 +224,5 @@ def parse_line(line: bytes | None, formats: Sequence[LogFormat], file: str, numb
         for log_format in formats:
             entry = log_format.parse(text)
             if entry is not None:
-                return entry
+                return replace(entry, file=file, line=number)
     return Malformed(file, number, "not a line of the log format", text[:200])

@@ -19,6 +19,7 @@ NOT_FORWARDED = frozenset({"challenge", "deny", "terms", "throttle"})
 AI_CLASSES = frozenset({"ai-crawler", "ai-assistant"})
 LIBRARY_CLASSES = frozenset({"http-library", "headless-browser"})
 TOP = 20
+MAX_KEY = 512
 TOP_AGENTS = 50
 MAX_SAMPLES = 20
 MAX_BANNED = 1000
@@ -36,6 +37,7 @@ class TopCounter:
         self.actions: dict[str, Counter[str]] = {}
 
     def add(self, key: str, action: str, size: int = 0) -> None:
+        key = key[:MAX_KEY]  # a 64 KiB path is still one key, not 64 KiB of memory
         self.counts[key] += 1
         self.bytes[key] += size
         self.actions.setdefault(key, Counter())[action] += 1
@@ -71,10 +73,9 @@ class Audit:
     library_paths: TopCounter = field(default_factory=TopCounter)
     hourly: dict[int, tuple[Counter[str], Counter[str]]] = field(default_factory=dict)  # hour -> (actions, classes)
     banned: list[dict[str, Any]] = field(default_factory=list)
-    violators: Counter[tuple[str, str]] = field(default_factory=Counter)
+    violators: TopCounter = field(default_factory=TopCounter)  # "agent network" -> violations
     unverified_claims: int = 0
     passed: int = 0  # let in on a pass token a browser earned at an earlier challenge
-    skipped: int = 0  # parsed lines whose address is not an IP address
 
     def add_malformed(self, entry: Malformed) -> None:
         self.lines += 1
@@ -102,7 +103,7 @@ class Audit:
             agent["actions"][action] += 1
             agent["robots"] += judged.robots_violation
         if judged.robots_violation and signals.agent_name:
-            self.violators[(signals.agent_name, judged.facts.prefix)] += 1
+            self.violators.add(f"{signals.agent_name} {judged.facts.prefix}", action)
         self.networks.add(judged.facts.prefix, action, entry.bytes)
         if agent_class in AI_CLASSES:
             self.ai_paths.add(judged.facts.path, action)
@@ -158,8 +159,9 @@ class Audit:
             ],
             "banned": self.banned,
             "robots_violators": [
-                {"agent": agent, "network": network, "violations": count}
-                for (agent, network), count in self.violators.most_common(TOP)
+                {"agent": key.rpartition(" ")[0], "network": key.rpartition(" ")[2], "violations": item["requests"]}
+                for item in self.violators.top(TOP)
+                for key in [item["key"]]
             ],
             "saved": {
                 "requests": saved_requests,
@@ -169,7 +171,6 @@ class Audit:
             },
             "unverified_claims": self.unverified_claims,
             "passed": self.passed,
-            "skipped": self.skipped,
         }
 
 

@@ -72,6 +72,10 @@ class Judged:
     robots_violation: bool
 
 
+class Unjudgeable(ValueError):
+    """A parsed line gate could not have received as a request (a host name for an address, an unusable target)."""
+
+
 class Simulator:
     def __init__(
         self,
@@ -88,17 +92,19 @@ class Simulator:
         # (address, User-Agent) -> (pass expiry, requests left): a browser that was challenged is taken to have
         # solved it, as real browsers do, and comes back with its pass token until it expires or is used up.
         self._passes: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
+        self._banned_until: OrderedDict[str, float] = OrderedDict()  # to tell a new ban from a running one
         self.clock = LogClock()
         self.store = MemoryStore(max_keys=MAX_STORE_KEYS, clock=self.clock)
         self.throttle = Throttle(self.store, fail_closed=False, dry_run=False)
         names = ai_robots_names(policy.fingerprinter.catalog.agents)
         self.robots = Protego.parse(merged_robots(upstream_robots, policy.terms, names, TERMS_PATH))
 
-    async def judge(self, entry: LogEntry) -> Judged | None:
-        """None when the entry's address is not an IP address (a log format that records host names)."""
+    async def judge(self, entry: LogEntry) -> Judged:
+        """Raises Unjudgeable for a line gate could not have received as a request."""
         if parse_ip(entry.ip) is None:
-            return None
-        self.clock.now = entry.time
+            raise Unjudgeable("the address is a host name, not an IP address (Apache's HostnameLookups?)")
+        # Lines are logged as requests end, slightly out of order: the store's clock never runs backwards.
+        self.clock.now = max(self.clock.now, entry.time)
         facts = Facts.from_scope(scope_of(entry), NO_PROXIES)
         signals = self.policy.fingerprint(facts)
         if any(finding.name in HEADER_ONLY_SIGNALS for finding in signals.findings):
@@ -117,10 +123,22 @@ class Simulator:
             if refusal is not None:
                 over_limit = Gate.over_limit_challenge(refusal, signals, decision)
                 action = Action.CHALLENGE if over_limit is not None else Action.THROTTLE
-                bans = self.policy.bans
-                banned_now = refusal.reason == "limit" and bans is not None and refusal.strikes == bans.after
+                banned_now = self.is_new_ban(facts.ip, refusal)
         robots_violation = self.violates_robots(facts, signals)
         return Judged(entry, facts, signals, decision, action, passed, refusal, banned_now, robots_violation)
+
+    def is_new_ban(self, ip: str, refusal: Refusal) -> bool:
+        """Whether this refusal is the one that bans the address (as Throttle.strike does)."""
+        bans = self.policy.bans
+        if refusal.reason != "limit" or bans is None or refusal.strikes < bans.after:
+            return False
+        if self._banned_until.get(ip, 0.0) > self.clock.now:
+            return False
+        self._banned_until[ip] = self.clock.now + bans.duration
+        self._banned_until.move_to_end(ip)
+        while len(self._banned_until) > MAX_STORE_KEYS:
+            self._banned_until.popitem(last=False)
+        return True
 
     def has_pass(self, facts: Facts, signals: Signals) -> bool:
         """Whether a challenged request comes with a pass; a browser's first challenge gives it one for later."""
@@ -148,7 +166,10 @@ class Simulator:
 
 def scope_of(entry: LogEntry) -> dict[str, object]:
     """The ASGI scope a server would have built for the logged request, with the headers the log kept."""
-    parts = urlsplit("http://log" + entry.target if entry.target.startswith("/") else entry.target)
+    try:
+        parts = urlsplit("http://log" + entry.target if entry.target.startswith("/") else entry.target)
+    except ValueError:
+        raise Unjudgeable("the request target is not a URL") from None
     headers = [(b"user-agent", entry.user_agent.encode("latin-1", "replace"))] if entry.user_agent != "-" else []
     if entry.referer not in ("", "-"):
         headers.append((b"referer", entry.referer.encode("latin-1", "replace")))

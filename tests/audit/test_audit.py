@@ -135,7 +135,7 @@ def damaged_lines() -> Iterator[bytes]:
     yield good
     yield bytes(byte for byte in range(256) if byte != ord("\n"))  # binary garbage
     yield b"x" * (MAX_LINE * 3)  # an enormous line
-    yield good[: len(good) // 2]  # truncated mid-line
+    yield good[:30]  # truncated in its timestamp
     yield '198.51.100.8 - - [27/Nov/2026:14:40:00 +0000] "GET /caf\u00e9 HTTP/1.1" 200 5 "-" "\u2603"'.encode()
     yield good
 
@@ -208,6 +208,8 @@ def test_the_command_prints_a_summary_and_writes_json_and_html(mix_log: Path, tm
         [sys.executable, "-m", "gate", "audit", str(tmp_path / "nope.log")], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "no such log file" in missing.stderr
+    not_a_log = subprocess.run([sys.executable, "-m", "gate", "audit", "/etc/hostname"], capture_output=True, text=True)
+    assert not_a_log.returncode == 1 and "no line read as a request" in not_a_log.stderr
 
 
 def test_memory_stays_bounded_on_a_long_log_of_distinct_clients(tmp_path: Path) -> None:
@@ -226,3 +228,44 @@ def test_memory_stays_bounded_on_a_long_log_of_distinct_clients(tmp_path: Path) 
     peak_mib = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
     assert json.loads(result.stdout)["lines"]["parsed"] == 60_000
     assert peak_mib < 300, f"peak {peak_mib:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '198.51.100.7 - - [28/Nov/0000:06:08:16 +0000] "GET / HTTP/1.1" 200 5 "-" "x"',  # year 0
+        '198.51.100.7 - - [28/Nov/9999:06:08:16 +0000] "GET / HTTP/1.1" 200 5 "-" "x"',  # far future
+        '198.51.100.7 - - [27/Nov/2026:14:40:00 +0000] "GET http://[ HTTP/1.1" 200 5 "-" "x"',  # no URL
+        'crawl.example.org - - [27/Nov/2026:14:40:00 +0000] "GET / HTTP/1.1" 200 5 "-" "x"',  # a host name
+    ],
+)
+async def test_lines_gate_could_not_have_received_are_malformed_not_fatal(
+    shipped: Policy, tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "odd.log"
+    path.write_text(text + "\n" + line("198.51.100.8", START, "/", CHROME_UA) + "\n")
+    report = await report_of([path], shipped)
+    assert (report["lines"]["parsed"], report["lines"]["malformed"]) == (1, 1)
+
+
+async def test_files_are_replayed_oldest_first_whatever_their_order(shipped: Policy, tmp_path: Path) -> None:
+    """`access.log*` lists the newest file first: replayed in that order, the older requests would meet rate
+    limits from the future. One client, a request every 2 s for two hours, is never over its limit."""
+    older, newer = tmp_path / "access.log.1", tmp_path / "access.log"
+    older.write_text("".join(line("198.51.100.9", START + 2 * n, "/", "curl/8") + "\n" for n in range(1800)))
+    newer.write_text("".join(line("198.51.100.9", START + 3600 + 2 * n, "/", "curl/8") + "\n" for n in range(1800)))
+    report = await report_of([newer, older], shipped)
+    assert report["files"] == ["access.log.1", "access.log"]
+    assert report["by_action"]["throttle"]["requests"] == 0 and report["banned"] == []
+
+
+def test_extended_combined_lines_and_escapes_are_read() -> None:
+    extended = (
+        '198.51.100.7 - - [27/Nov/2026:14:40:00 +0000] "GET /caf\\xC3\\xA9 HTTP/1.1" 200 5 "-" '
+        '"say \\"hi\\"" 0.004 "203.0.113.1, 10.0.0.1"'
+    )
+    entry = DEFAULT_FORMATS[0].parse(extended)
+    assert entry is not None
+    assert (entry.target, entry.user_agent) == ("/café", 'say "hi"')
+    quoted = LogFormat('$remote_addr [$time_local] "$request" $status "$http_x_forwarded_for" "$http_user_agent"')
+    assert quoted.parse('1.2.3.4 [27/Nov/2026:14:40:00 +0000] "GET / HTTP/1.1" 200 "5.6.7.8, 9.9.9.9" "ua"')
