@@ -16,6 +16,7 @@ from typing import Any
 from gate.audit.report import human_bytes
 
 MAX_HOURS = 200  # more hours than this in the period: the charts show days
+MAX_GAP_FILLED = 800  # buckets drawn between the first and the last, empty ones included
 MAX_SERIES = 9  # agent classes with their own colour in the chart; the rest are drawn together as "other"
 SAMPLE_CHARS = 200
 LABEL_CHARS = 54  # a path beside its bar; the whole path (up to 500 characters) is in its tooltip
@@ -260,6 +261,8 @@ def _time_buckets(
                 into[name] = into.get(name, 0) + value
         counts, first = days, first.replace(hour=0)
     step = timedelta(days=1) if daily else timedelta(hours=1)
+    if (last - first) / step > MAX_GAP_FILLED:  # years between a few lines: the days with requests only
+        return sorted(counts.items()), daily
     buckets = []
     when = first
     while when <= last:

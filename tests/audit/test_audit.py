@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gate.audit.html import render_html
 from gate.audit.logs import COMBINED, DEFAULT_FORMATS, MAX_LINE, LogFormat, read_entries
 from gate.audit.report import TopCounter
 from gate.audit.run import audit
@@ -269,3 +270,12 @@ def test_extended_combined_lines_and_escapes_are_read() -> None:
     assert (entry.target, entry.user_agent) == ("/café", 'say "hi"')
     quoted = LogFormat('$remote_addr [$time_local] "$request" $status "$http_x_forwarded_for" "$http_user_agent"')
     assert quoted.parse('1.2.3.4 [27/Nov/2026:14:40:00 +0000] "GET / HTTP/1.1" 200 "5.6.7.8, 9.9.9.9" "ua"')
+
+
+async def test_a_log_spanning_decades_draws_only_the_days_with_requests(shipped: Policy, tmp_path: Path) -> None:
+    path = tmp_path / "ancient.log"
+    path.write_text(
+        line("198.51.100.7", 800_000_000, "/", CHROME_UA) + "\n" + line("198.51.100.7", START, "/", CHROME_UA)
+    )
+    page = render_html(await report_of([path], shipped))
+    assert len(page) < 100_000 and page.count("<rect") < 50
