@@ -67,6 +67,7 @@ class Audit:
     requests: Counter[str] = field(default_factory=Counter)  # by action
     bytes: Counter[str] = field(default_factory=Counter)
     classes: dict[str, Counter[str]] = field(default_factory=dict)  # class -> action -> requests
+    class_bytes: dict[str, Counter[str]] = field(default_factory=dict)  # class -> action -> bytes
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)  # named agents: bounded by the agent lists
     networks: TopCounter = field(default_factory=TopCounter)
     ai_paths: TopCounter = field(default_factory=TopCounter)
@@ -93,6 +94,7 @@ class Audit:
         self.passed += judged.passed
         agent_class = signals.agent_class
         self.classes.setdefault(agent_class, Counter())[action] += 1
+        self.class_bytes.setdefault(agent_class, Counter())[action] += entry.bytes
         if signals.agent is not None:
             agent = self.agents.setdefault(
                 signals.agent.name,
@@ -146,6 +148,7 @@ class Audit:
                 action: {"requests": self.requests[action], "bytes": self.bytes[action]} for action in ACTIONS
             },
             "by_class": {name: dict(actions) for name, actions in sorted(self.classes.items())},
+            "by_class_bytes": {name: dict(actions) for name, actions in sorted(self.class_bytes.items())},
             "agents": [agent_json(name, data) for name, data in agents[:TOP_AGENTS]],
             "ai_crawlers": [agent_json(name, data) for name, data in agents if data["agent_class"] in AI_CLASSES],
             "networks": [renamed(item, "network") for item in self.networks.top(TOP)],
@@ -227,7 +230,8 @@ def render_text(report: dict[str, Any]) -> str:
     ]
     for name, actions in sorted(report["by_class"].items(), key=lambda item: -sum(item[1].values())):
         shown = ", ".join(f"{action} {count:,}" for action, count in sorted(actions.items(), key=lambda i: -i[1]))
-        out.append(f"  {name:<18} {sum(actions.values()):>10,}  ({shown})")
+        size = human_bytes(sum(report["by_class_bytes"][name].values()))
+        out.append(f"  {name:<18} {sum(actions.values()):>10,} {size:>12}  ({shown})")
     if report["ai_crawlers"]:
         out += ["", "AI crawlers and assistants:"]
         for agent in report["ai_crawlers"][:15]:

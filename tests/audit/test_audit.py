@@ -95,6 +95,7 @@ async def test_a_known_mix_is_counted_as_gate_would_have_decided(shipped: Policy
     assert googlebot["actions"] == {"challenge": 12}  # not verifiable offline: unconfirmed, challenged
     assert report["unverified_claims"] == 12
     assert report["by_class"]["http-library"] == {"challenge": 768}
+    assert report["by_class_bytes"]["ai-crawler"] == {"terms": 30 * 5000 + 15 * 1000}
     rotating = of(report, "networks", "198.18.0.0/24", "network")
     assert rotating["requests"] == 768
     scraper = report["networks"][0]
