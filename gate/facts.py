@@ -93,5 +93,8 @@ def first_value(header: str | None) -> str:
 
 def has_dot_segments(path: str) -> bool:
     """A decoded path with "." or ".." segments. The upstream resolves them after gate has matched the path, so
-    "/feed/../essays/" would pass as a feed: such requests are refused (browsers never send them)."""
-    return "." in path and any(segment in (".", "..") for segment in path.replace("\\", "/").split("/"))
+    "/feed/../essays/" would pass as a feed: such requests are refused (browsers never send them). A segment's
+    path parameters do not hide it: Tomcat and Spring read "/feed/..;x=1/essays/" as "/essays/"."""
+    return "." in path and any(
+        segment.partition(";")[0] in (".", "..") for segment in path.replace("\\", "/").split("/")
+    )

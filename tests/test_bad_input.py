@@ -50,7 +50,17 @@ def test_a_malformed_request_line_is_a_400(gate: GateProcess) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", [b"/feed/../essays/x", b"/.well-known/%2e%2e/essays/x", b"/.well-known/%2E%2E/x", b"/a/./b", b"/a/.%2e/b"]
+    "path",
+    [
+        b"/feed/../essays/x",
+        b"/.well-known/%2e%2e/essays/x",
+        b"/.well-known/%2E%2E/x",
+        b"/a/./b",
+        b"/a/.%2e/b",
+        b"/feed/..;/essays/x",  # path parameters: Tomcat and Spring resolve this to /essays/x
+        b"/feed/..;jsessionid=1/essays/x",
+        b"/feed/.%3B/x",
+    ],
 )
 def test_dot_segments_are_refused_before_any_rule_sees_them(gate: GateProcess, path: bytes) -> None:
     # The upstream would resolve them after gate matched the path: /feed/../essays/ is no feed.
