@@ -322,7 +322,7 @@ class Gate:
     async def challenge_for_front_proxy(self, scope: Scope, send: Send, started: float) -> None:
         """The challenge page for the request a front proxy describes (nginx `error_page 401` in auth mode): the
         original URI comes from X-Original-URI / X-Forwarded-Uri, as for the decision endpoint."""
-        facts = auth_request_facts(scope, Facts.from_scope(scope, self.proxies), self.proxies, self.site_load.busy)
+        facts = self.front_proxy_facts(scope)
         signals, decision, _ = await self.decide(facts)
         if decision.action is not Action.CHALLENGE:
             decision = Decision(Action.CHALLENGE, decision.rule, decision.reasons, decision.score)
@@ -330,11 +330,15 @@ class Gate:
         outcome = await self.challenges.serve(send, facts, decision, target)  # serve() keeps it same-site
         self.record(facts, signals, decision, Action.CHALLENGE, outcome, started)
 
+    def front_proxy_facts(self, scope: Scope) -> Facts:
+        """The facts of the request a front proxy describes (X-Original-URI / X-Forwarded-Uri and the like)."""
+        return auth_request_facts(scope, Facts.from_scope(scope, self.proxies), self.proxies, self.site_load.busy)
+
     async def refusal_for_front_proxy(self, scope: Scope, send: Send) -> None:
         """The page for a request the front proxy refused on gate's 403 (nginx `error_page 403` in auth mode): the
         refusal the decision's X-Gate-Refused names (a limit, a ban; the proxy passes it on), else the terms for an
         AI crawler, else the deny page. It only renders, and counts nothing: the decision was counted already."""
-        facts = auth_request_facts(scope, Facts.from_scope(scope, self.proxies), self.proxies, self.site_load.busy)
+        facts = self.front_proxy_facts(scope)
         refused = facts.headers.get("x-gate-refused", "")
         if refused in REFUSAL_PAGES:
             status, title, message = REFUSAL_PAGES[refused]
