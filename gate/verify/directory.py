@@ -69,7 +69,7 @@ class KeyDirectories:
     def __init__(self, wait: float, allow_private: bool = False, tls: ssl.SSLContext | None = None) -> None:
         self.wait = wait
         self.allow_private = allow_private
-        self.tls = tls if tls is not None else ssl.create_default_context()
+        self.tls = tls  # None: the system's trust store, loaded at the first fetch (most rules name no signer)
         self._cache: OrderedDict[str, Directory] = OrderedDict()
         self._fetching: dict[str, asyncio.Task[Directory]] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -150,7 +150,10 @@ class KeyDirectories:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(self.allow_private), ssl=self.tls, limit=MAX_FETCHING, use_dns_cache=False
+                resolver=GuardedResolver(self.allow_private),
+                ssl=self.tls if self.tls is not None else ssl.create_default_context(),
+                limit=MAX_FETCHING,
+                use_dns_cache=False,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
