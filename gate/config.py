@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from gate.connection import DEFAULT_HEAD_BYTES, DEFAULT_HEAD_TIMEOUT, DEFAULT_STALL_TIMEOUT, MAX_TARGET_BYTES
 from gate.keys import load_keyring
-from gate.net import IPNetwork, parse_network
+from gate.net import IPNetwork, parse_ip, parse_network
 from gate.policy import shipped_rules
 from gate.store import DEFAULT_TIMEOUT as DEFAULT_STORE_TIMEOUT
 from gate.store import memory_max_keys
@@ -57,11 +58,14 @@ class Upstream:
         return f"unix:{self.unix_socket}" if self.unix_socket else self.origin + self.base_path
 
 
+DEFAULT_METRICS_BIND = HostPort("127.0.0.1", 9464)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     upstream: Upstream
     bind: HostPort = HostPort("127.0.0.1", 8080)
-    metrics_bind: HostPort | None = HostPort("127.0.0.1", 9464)
+    metrics_bind: HostPort | None = DEFAULT_METRICS_BIND
     rules: Path = field(default_factory=lambda: shipped_rules())
     store: str = "memory://"
     store_timeout: float = DEFAULT_STORE_TIMEOUT
@@ -75,6 +79,11 @@ class Settings:
     connect_timeout: float = 5.0
     upstream_timeout: float = 60.0
     shutdown_timeout: float = 30.0
+    max_header_size: int = DEFAULT_HEAD_BYTES
+    header_timeout: float = DEFAULT_HEAD_TIMEOUT
+    client_timeout: float = DEFAULT_STALL_TIMEOUT
+    max_connections: int = 4096
+    metrics_public: bool = False
     own_prefix: str = "/.gate/"
     log_level: str = "info"
     cookie_domain: str | None = None
@@ -148,6 +157,21 @@ def parse_seconds(text: str) -> float:
     if not 0 < value <= 86400:
         raise ValueError(f"{value} must be more than 0 and at most 86400 seconds")
     return value
+
+
+def parse_header_size(text: str) -> int:
+    value = parse_int(text, minimum=MAX_TARGET_BYTES)
+    if value > 1 << 20:
+        raise ValueError(f"{value} bytes is over the maximum of 1 MiB for a request head")
+    return value
+
+
+def is_private_host(host: str) -> bool:
+    """A loopback or private address (or localhost); a wildcard, a public address or another name is not."""
+    if host == "localhost":
+        return True
+    address = parse_ip(host)
+    return address is not None and address.is_private and not address.is_unspecified
 
 
 def parse_bool(text: str) -> bool:
@@ -297,6 +321,14 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         metavar="HOST:PORT",
     ),
     Option(
+        "--metrics-public",
+        "GATE_METRICS_PUBLIC",
+        "metrics_public",
+        "let --metrics-bind take a public or wildcard address (it serves /metrics and readiness to anyone there)",
+        parse_bool,
+        is_switch=True,
+    ),
+    Option(
         "--rules",
         "GATE_RULES",
         "rules",
@@ -387,6 +419,39 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "seconds in-flight requests get to finish after SIGTERM (default 30)",
         parse_seconds,
         metavar="SECONDS",
+    ),
+    Option(
+        "--max-header-size",
+        "GATE_MAX_HEADER_SIZE",
+        "max_header_size",
+        f"bytes a request head (target, headers, cookies) may take before 431 (default {DEFAULT_HEAD_BYTES})",
+        parse_header_size,
+        metavar="BYTES",
+    ),
+    Option(
+        "--header-timeout",
+        "GATE_HEADER_TIMEOUT",
+        "header_timeout",
+        f"seconds a client has to send a whole request head, from its first byte (default {DEFAULT_HEAD_TIMEOUT:g})",
+        parse_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--client-timeout",
+        "GATE_CLIENT_TIMEOUT",
+        "client_timeout",
+        "seconds an upload may stall, or a client leave a response unread, before the connection is closed "
+        f"(default {DEFAULT_STALL_TIMEOUT:g})",
+        parse_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--max-connections",
+        "GATE_MAX_CONNECTIONS",
+        "max_connections",
+        "open client connections per worker; requests beyond get 503 (default 4096)",
+        parse_int,
+        metavar="N",
     ),
     Option(
         "--own-prefix",
@@ -498,6 +563,13 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
         problems.append(
             "--workers: each worker process would keep its own memory:// store, so a solved challenge could be spent"
             " once per worker and budgets counted apart: use --store redis://… with several workers"
+        )
+    metrics_bind = values.get("metrics_bind", DEFAULT_METRICS_BIND)
+    if metrics_bind is not None and not values.get("metrics_public") and not is_private_host(metrics_bind.host):
+        problems.append(
+            f"--metrics-bind: {metrics_bind} is a public or wildcard address; /metrics and /readyz would answer anyone"
+            " who reaches it. Bind a loopback or private address, or pass --metrics-public (GATE_METRICS_PUBLIC=true)"
+            " if a firewall or a container network keeps it private"
         )
     if "upstream" not in values and not any(p.startswith(("--upstream", "GATE_UPSTREAM")) for p in problems):
         problems.append("--upstream: required (or set GATE_UPSTREAM), e.g. --upstream http://127.0.0.1:8081")

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import logging
 import os
+import resource
 import shutil
 import signal
 import tempfile
@@ -27,10 +28,13 @@ from uvicorn.supervisors import Multiprocess
 
 from gate.app import build_app
 from gate.config import HostPort, Settings
+from gate.connection import ClientLimits, GateServerConfig
 from gate.keys import write_key_file
 from gate.store import Store
 
 log = logging.getLogger("gate")
+MAX_OPEN_FILES = 1 << 20
+FILES_BESIDES_CLIENTS = 256  # upstream and store connections, the rules and range files, logs
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -42,12 +46,12 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def uvicorn_config(app: Any, bind: HostPort, settings: Settings, **options: Any) -> uvicorn.Config:
-    return uvicorn.Config(
+    return GateServerConfig(
         app,
+        ClientLimits(settings.max_header_size, settings.header_timeout, settings.client_timeout),
         host=bind.host,
         port=bind.port,
         loop="uvloop",
-        http="httptools",
         ws="websockets-sansio",
         lifespan="on",
         log_config=None,
@@ -57,6 +61,7 @@ def uvicorn_config(app: Any, bind: HostPort, settings: Settings, **options: Any)
         server_header=False,
         date_header=False,  # the upstream's Date header is forwarded; a second one would be wrong
         timeout_graceful_shutdown=round(settings.shutdown_timeout),
+        limit_concurrency=settings.max_connections,
         **options,
     )
 
@@ -76,11 +81,29 @@ def admin_server(settings: Settings, shared_store: Store | None = None) -> Embed
 
 
 def serve(settings: Settings) -> None:
+    raise_open_file_limit(settings.max_connections)
     if settings.workers > 1:
         serve_workers(settings)
     else:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(serve_single(settings))
+
+
+def raise_open_file_limit(connections: int) -> None:
+    """Raise the soft limit on open files to the hard one, as Go servers do at start: the usual soft limit of 1024
+    would refuse connections long before --max-connections (workers inherit the raised limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    if soft != resource.RLIM_INFINITY and soft < connections + FILES_BESIDES_CLIENTS:
+        log.warning(
+            "the open-file limit (%d) is below --max-connections (%d): raise LimitNOFILE or ulimit -n",
+            soft,
+            connections,
+        )
 
 
 async def serve_single(settings: Settings) -> None:

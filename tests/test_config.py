@@ -353,3 +353,37 @@ def test_several_workers_need_a_shared_store() -> None:
     with pytest.raises(ConfigError) as error:
         settings({"GATE_WORKERS": "2"})
     assert any("--store redis://" in problem for problem in error.value.problems)
+
+
+# --- client limits and the metrics listener --------------------------------------------------------------------
+
+
+def test_client_limits_parse_and_have_safe_defaults() -> None:
+    assert settings().max_header_size == 65536
+    result = settings(
+        {"GATE_HEADER_TIMEOUT": "5", "GATE_MAX_CONNECTIONS": "100"}, max_header_size="16384", client_timeout="20"
+    )
+    assert (result.max_header_size, result.header_timeout, result.client_timeout, result.max_connections) == (
+        16384,
+        5.0,
+        20.0,
+        100,
+    )
+
+
+@pytest.mark.parametrize("size", ["100", "4000000", "lots"])
+def test_a_header_limit_below_a_request_line_or_over_a_mebibyte_is_refused(size: str) -> None:
+    assert problems(upstream=UPSTREAM, max_header_size=size)[0].startswith("--max-header-size:")
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0:9464", "[::]:9464", "1.1.1.1:9464", "metrics.example.org:9464"])
+def test_a_public_or_wildcard_metrics_listener_needs_its_own_flag(bind: str) -> None:
+    [problem] = problems(upstream=UPSTREAM, metrics_bind=bind)
+    assert problem.startswith("--metrics-bind:") and "--metrics-public" in problem
+    assert settings(metrics_bind=bind, metrics_public=True).metrics_bind is not None
+    assert settings({"GATE_METRICS_BIND": bind, "GATE_METRICS_PUBLIC": "true"}).metrics_public
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:9464", "[::1]:9464", "10.0.0.5:9464", "localhost:9464", "off"])
+def test_loopback_and_private_metrics_listeners_need_no_flag(bind: str) -> None:
+    settings(metrics_bind=bind)

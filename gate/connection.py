@@ -1,0 +1,210 @@
+"""Client connections: uvicorn's httptools protocol with bounds on what one client can hold.
+
+uvicorn reads a request head of any size, waits for it forever and waits forever for a stalled upload or a client
+that stops reading. On the open internet each of those is a way to hold memory or connections with a few bytes a
+minute (slowloris). This protocol adds what nginx and Go servers have:
+
+- the request head is capped in size (414 for the target alone, 431 for the head) and in header count (431);
+- a client has `head_timeout` seconds from its first byte (or from connecting) to send the whole head (408);
+- an upload that stalls for `stall_timeout` while gate is waiting for it, or a download the client stops reading
+  for as long, ends the connection.
+
+Requests that arrive whole in one read (nearly all) arm no timer: the checks cost a few additions per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+MAX_TARGET_BYTES = 8192  # nginx's default buffer for a request line; longer targets get 414 there too
+MAX_HEADER_COUNT = 100  # Apache's LimitRequestFields; browsers send about 20
+HEADER_OVERHEAD = 4  # ": " and CRLF around each header line
+LINGER_SECONDS = 2.0  # after a refusal, unread input is drained this long so the client can read the answer
+LINGER_BYTES = 1 << 20
+DEFAULT_HEAD_BYTES = 65536
+DEFAULT_HEAD_TIMEOUT = 10.0
+DEFAULT_STALL_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    head_bytes: int = DEFAULT_HEAD_BYTES
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+
+
+class GateServerConfig(uvicorn.Config):
+    """uvicorn's Config carrying the client limits to every connection (and to every spawned worker: it is pickled)."""
+
+    def __init__(self, app: Any, client_limits: ClientLimits, **options: Any) -> None:
+        super().__init__(app, http="gate.connection:GuardedProtocol", **options)
+        self.client_limits = client_limits
+
+
+class HeadRefused(httptools.HttpParserError):
+    """Raised from a parser callback to stop reading a request head; uvicorn answers parser errors itself."""
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = config.client_limits if isinstance(config, GateServerConfig) else ClientLimits()
+        self.reading_head = True  # False from the end of a head to the end of its body
+        self.head_bytes_read = 0  # bytes received while reading the current head (an upper bound)
+        self.head_size = 0  # exact size of the target and header lines parsed so far
+        self.header_count = 0
+        self.refusal = (400, "Invalid HTTP request received.")
+        self.upgraded = False
+        self.lingering = -1  # bytes drained after a refusal; -1 while not refused
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.write_watchdog: asyncio.TimerHandle | None = None
+
+    # --- connection events --------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.watch(self.limits.head_timeout)  # a client that connects and sends nothing is dropped too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.unwatch()
+        if self.write_watchdog is not None:
+            self.write_watchdog.cancel()
+            self.write_watchdog = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering >= 0:
+            self.linger(len(data))
+            return
+        if self.reading_head:
+            self.head_bytes_read += len(data)
+        super().data_received(data)
+        if self.upgraded or self.lingering >= 0 or self.transport.is_closing():
+            return
+        if self.reading_head:
+            if self.head_bytes_read > self.limits.head_bytes:
+                self.refuse(431, "Request header fields too large.")
+            elif self.head_bytes_read and self.watchdog is None:
+                self.watch(self.limits.head_timeout)  # part of a head came: the rest must follow in time
+        elif not self.cycle.more_body or self.cycle.response_complete:
+            self.unwatch()
+        else:
+            self.watch(self.limits.stall_timeout)  # waiting for more of the body: it must keep coming
+
+    def handle_websocket_upgrade(self) -> None:
+        """The WebSocket protocol takes the connection over, with timeouts of its own (pings)."""
+        self.unwatch()
+        self.upgraded = True
+        super().handle_websocket_upgrade()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.write_watchdog is not None:
+            self.write_watchdog.cancel()
+        self.write_watchdog = self.loop.call_later(self.limits.stall_timeout, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.write_watchdog is not None:
+            self.write_watchdog.cancel()
+            self.write_watchdog = None
+
+    # --- parser callbacks ---------------------------------------------------------------------------------
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self.head_size += len(url)
+        if len(self.url) > MAX_TARGET_BYTES:
+            self.stop_head(414, "URI too long.")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + HEADER_OVERHEAD
+        self.header_count += 1
+        if self.head_size > self.limits.head_bytes or self.header_count > MAX_HEADER_COUNT:
+            self.stop_head(431, "Request header fields too large.")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.reading_head = False
+        self.head_bytes_read = self.head_size = self.header_count = 0
+        self.unwatch()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.reading_head = True
+        super().on_message_complete()
+
+    # --- refusing -------------------------------------------------------------------------------------------
+
+    def stop_head(self, status: int, message: str) -> None:
+        self.refusal = (status, message)
+        raise HeadRefused(message)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a parser error, with the status a limit chose (431, 414) in place of 400."""
+        status, message = self.refusal
+        self.refuse(status, message)
+
+    def refuse(self, status: int, message: str) -> None:
+        self.unwatch()
+        body = message.encode("ascii")
+        self.transport.write(
+            STATUS_LINE[status]
+            + b"content-type: text/plain; charset=utf-8\r\ncontent-length: "
+            + str(len(body)).encode("ascii")
+            + b"\r\nconnection: close\r\n\r\n"
+            + body
+        )
+        # Closing now, with the rest of the request unread, would send a reset that can destroy the answer before
+        # the client reads it: end the answer, then drain (and ignore) the client's input for a moment first.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.linger(0)
+
+    def linger(self, received: int) -> None:
+        if self.lingering < 0:
+            self.watch(LINGER_SECONDS)
+            self.lingering = 0
+        self.lingering += received
+        if self.lingering > LINGER_BYTES:
+            self.transport.close()
+
+    # --- timers ---------------------------------------------------------------------------------------------
+
+    def watch(self, seconds: float) -> None:
+        """(Re)start the watchdog: if it fires, the client was too slow at what it is doing now."""
+        self.unwatch()
+        self.watchdog = self.loop.call_later(seconds, self.too_slow)
+
+    def unwatch(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+
+    def too_slow(self) -> None:
+        self.watchdog = None
+        if self.transport.is_closing():
+            return
+        if self.lingering >= 0:
+            self.transport.close()
+        elif not self.reading_head and self.flow.read_paused:  # gate, not the client, is behind (a slow upstream)
+            self.watch(self.limits.stall_timeout)
+        elif self.reading_head and self.head_bytes_read and (self.cycle is None or self.cycle.response_complete):
+            self.refuse(408, "Request timeout.")
+        else:
+            # Said nothing at all, or stalled an upload: nothing to answer. A request task waiting for the body
+            # sees the disconnect and ends its upstream request.
+            self.transport.close()
