@@ -23,6 +23,8 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from gate import metrics
+
 MAX_TARGET_BYTES = 8192  # nginx's default buffer for a request line; longer targets get 414 there too
 MAX_HEADER_COUNT = 100  # Apache's LimitRequestFields; browsers send about 20
 HEADER_OVERHEAD = 4  # ": " and CRLF around each header line
@@ -66,7 +68,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.head_bytes_read = 0  # bytes received while reading the current head (an upper bound)
         self.head_size = 0  # exact size of the target and header lines parsed so far
         self.header_count = 0
-        self.refusal = (400, "Invalid HTTP request received.")
+        self.refusal = (400, "malformed", "Invalid HTTP request received.")
         self.upgraded = False
         self.lingering = -1  # bytes drained after a refusal; -1 while not refused
         self.watchdog: asyncio.TimerHandle | None = None
@@ -96,7 +98,7 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         if self.reading_head:
             if self.head_bytes_read > self.limits.head_bytes:
-                self.refuse(431, "Request header fields too large.")
+                self.refuse(431, "head-too-large", "Request header fields too large.")
             elif self.head_bytes_read and self.watchdog is None:
                 self.watch(self.limits.head_timeout)  # part of a head came: the rest must follow in time
         elif not self.cycle.more_body or self.cycle.response_complete:
@@ -114,7 +116,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().pause_writing()
         if self.write_watchdog is not None:
             self.write_watchdog.cancel()
-        self.write_watchdog = self.loop.call_later(self.limits.stall_timeout, self.transport.abort)
+        self.write_watchdog = self.loop.call_later(self.limits.stall_timeout, self.abandon_download)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -122,25 +124,33 @@ class GuardedProtocol(HttpToolsProtocol):
             self.write_watchdog.cancel()
             self.write_watchdog = None
 
+    def abandon_download(self) -> None:
+        metrics.client_errors_total.labels("download-stalled").inc()
+        self.transport.abort()  # the send buffer is full and will stay so: nothing to flush
+
     # --- parser callbacks ---------------------------------------------------------------------------------
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
         self.head_size += len(url)
         if len(self.url) > MAX_TARGET_BYTES:
-            self.stop_head(414, "URI too long.")
+            self.stop_head(414, "target-too-long", "URI too long.")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head_size += len(name) + len(value) + HEADER_OVERHEAD
         self.header_count += 1
         if self.head_size > self.limits.head_bytes or self.header_count > MAX_HEADER_COUNT:
-            self.stop_head(431, "Request header fields too large.")
+            self.stop_head(431, "head-too-large", "Request header fields too large.")
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
         self.head_bytes_read = self.head_size = self.header_count = 0
         self.unwatch()
+        if self.limit_concurrency is not None and (
+            len(self.connections) >= self.limit_concurrency or len(self.tasks) >= self.limit_concurrency
+        ):
+            metrics.client_errors_total.labels("over-connections").inc()  # uvicorn answers 503 (same condition)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -149,16 +159,16 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # --- refusing -------------------------------------------------------------------------------------------
 
-    def stop_head(self, status: int, message: str) -> None:
-        self.refusal = (status, message)
+    def stop_head(self, status: int, reason: str, message: str) -> None:
+        self.refusal = (status, reason, message)
         raise HeadRefused(message)
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a parser error, with the status a limit chose (431, 414) in place of 400."""
-        status, message = self.refusal
-        self.refuse(status, message)
+        self.refuse(*self.refusal)
 
-    def refuse(self, status: int, message: str) -> None:
+    def refuse(self, status: int, reason: str, message: str) -> None:
+        metrics.client_errors_total.labels(reason).inc()
         self.unwatch()
         body = message.encode("ascii")
         self.transport.write(
@@ -203,8 +213,9 @@ class GuardedProtocol(HttpToolsProtocol):
         elif not self.reading_head and self.flow.read_paused:  # gate, not the client, is behind (a slow upstream)
             self.watch(self.limits.stall_timeout)
         elif self.reading_head and self.head_bytes_read and (self.cycle is None or self.cycle.response_complete):
-            self.refuse(408, "Request timeout.")
+            self.refuse(408, "head-timeout", "Request timeout.")
         else:
             # Said nothing at all, or stalled an upload: nothing to answer. A request task waiting for the body
             # sees the disconnect and ends its upstream request.
+            metrics.client_errors_total.labels("upload-stalled" if not self.reading_head else "silent").inc()
             self.transport.close()

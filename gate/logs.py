@@ -54,6 +54,36 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"), default=str)
 
 
+class RepeatedWarnings(logging.Filter):
+    """uvicorn logs a warning for every malformed request and every request over --max-connections, so a flood of
+    either would become a flood of log lines. Each kind is logged at most once a minute, saying how many were left
+    out (gate_client_errors_total counts every one)."""
+
+    INTERVAL = 60.0
+    MAX_KINDS = 64  # the kinds are uvicorn's message templates: a handful
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_logged: dict[str, float] = {}
+        self.left_out: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        kind = str(record.msg)
+        now = time.monotonic()
+        last = self.last_logged.get(kind)
+        if last is not None and now - last < self.INTERVAL:
+            self.left_out[kind] = self.left_out.get(kind, 0) + 1
+            return False
+        if len(self.last_logged) >= self.MAX_KINDS:
+            self.last_logged.clear()
+        self.last_logged[kind] = now
+        if left_out := self.left_out.pop(kind, 0):
+            record.msg = f"{kind} ({left_out} more like it since the last such line were not logged)"
+        return True
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JSONFormatter())
@@ -64,6 +94,8 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # gate writes its own request lines
+    uvicorn_messages = logging.getLogger("uvicorn.error")
+    uvicorn_messages.filters[:] = [RepeatedWarnings()]
 
 
 class AccessLog:

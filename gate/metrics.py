@@ -73,6 +73,13 @@ throttled_total = Counter(
     "Requests refused by a rate limit (answered 429, or a challenge for browsers), by limit and agent class.",
     ["limit", "agent_class"],
 )
+client_errors_total = Counter(
+    "gate_client_errors_total",
+    "Requests and connections refused before any rule saw them, by reason: malformed (400), target-too-long (414), "
+    "head-too-large (431), head-timeout (408), silent (connected, sent nothing), upload-stalled, download-stalled, "
+    "over-connections (503).",
+    ["reason"],
+)
 store_errors_total = Counter(
     "gate_store_errors_total",
     "Shared-store calls that failed or timed out, by operation; the in-process fallback answered them.",

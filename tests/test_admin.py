@@ -15,21 +15,9 @@ from gate.admin import build_admin_app
 from gate.config import Settings, parse_upstream
 from gate.store import MemoryStore
 from gate.throttle import ban_key
-from tests.support.gate_process import GateProcess, start_transparent_gate
+from tests.support.gate_process import GateProcess, sample, start_transparent_gate
 from tests.support.nginx import Nginx
 from tests.support.ports import free_port
-
-
-def sample(metrics: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text format (0 when absent)."""
-    for line in metrics.splitlines():
-        match = re.match(rf"^{re.escape(name)}(\{{(?P<labels>[^}}]*)\}})? (?P<value>\S+)$", line)
-        if not match:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group("labels") or ""))
-        if all(found.get(key) == value for key, value in labels.items()):
-            return float(match.group("value"))
-    return 0.0
 
 
 @pytest.fixture

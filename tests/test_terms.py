@@ -21,7 +21,6 @@ from tests.policy.helpers import CLAUDEBOT_UA, CURL_UA, GPTBOT_UA, browser_heade
 from tests.support.gate_process import GateProcess, start_gate
 from tests.support.nginx import Nginx
 from tests.support.ports import free_port
-from tests.test_admin import sample
 
 VERSION = "2026-12-01"
 # The test's GPTBot crawls from loopback: its list says so (an importing file's network list wins), so it is
@@ -139,10 +138,6 @@ def logged(gate: GateProcess, path: str, **fields: Any) -> dict[str, Any]:
             assert lines, f"no access log line for {path} with {fields}"
             return lines[-1]
         time.sleep(0.05)
-
-
-def metric(gate: GateProcess, name: str, **labels: str) -> float:
-    return sample(httpx.get(gate.metrics_url + "/metrics").text, name, **labels)
 
 
 def run_gate(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -370,24 +365,24 @@ def test_the_accept_url_takes_only_post(terms_gate: GateProcess) -> None:
 
 
 def test_robots_txt_fetches_and_violations_are_counted_per_agent(terms_gate: GateProcess) -> None:
-    fetches = metric(terms_gate, "gate_robots_fetches_total", agent="GPTBot")
-    violations = metric(terms_gate, "gate_robots_violations_total", agent="GPTBot")
+    fetches = terms_gate.metric("gate_robots_fetches_total", agent="GPTBot")
+    violations = terms_gate.metric("gate_robots_violations_total", agent="GPTBot")
     assert as_crawler(terms_gate, "/robots.txt").status_code == 200
-    assert metric(terms_gate, "gate_robots_fetches_total", agent="GPTBot") == fetches + 1
+    assert terms_gate.metric("gate_robots_fetches_total", agent="GPTBot") == fetches + 1
 
     assert terms_reason(as_crawler(terms_gate, "/page.html")) == "no-consent"
-    assert metric(terms_gate, "gate_robots_violations_total", agent="GPTBot") == violations + 1
+    assert terms_gate.metric("gate_robots_violations_total", agent="GPTBot") == violations + 1
     assert terms_reason(as_crawler(terms_gate, OPEN_PAGE)) == "no-consent"  # robots.txt allows it: no violation
-    assert metric(terms_gate, "gate_robots_violations_total", agent="GPTBot") == violations + 1
+    assert terms_gate.metric("gate_robots_violations_total", agent="GPTBot") == violations + 1
     assert httpx.get(terms_gate.url + "/private/x", headers=browser_headers()).status_code == 404  # not a crawler
-    assert metric(terms_gate, "gate_robots_violations_total", agent="GPTBot") == violations + 1
+    assert terms_gate.metric("gate_robots_violations_total", agent="GPTBot") == violations + 1
 
 
 def test_an_agent_that_keeps_ignoring_robots_txt_is_denied_unless_verified(strict_gate: GateProcess) -> None:
     assert as_crawler(strict_gate, "/robots.txt").status_code == 200
     assert terms_reason(as_crawler(strict_gate, "/page.html", user_agent=CLAUDEBOT_UA)) == "no-consent"
     assert terms_reason(as_crawler(strict_gate, "/private/x", user_agent=CLAUDEBOT_UA)) == "no-consent"
-    assert metric(strict_gate, "gate_robots_violations_total", agent="ClaudeBot") == 2
+    assert strict_gate.metric("gate_robots_violations_total", agent="ClaudeBot") == 2
 
     denied = as_crawler(strict_gate, "/essays/", user_agent=CLAUDEBOT_UA)
     assert denied.status_code == 403
@@ -399,7 +394,7 @@ def test_an_agent_that_keeps_ignoring_robots_txt_is_denied_unless_verified(stric
     # GPTBot here comes from its operator's published ranges: its violations are counted, it is never locked out.
     for _ in range(3):
         assert terms_reason(as_crawler(strict_gate, "/page.html")) == "no-consent"
-    assert metric(strict_gate, "gate_robots_violations_total", agent="GPTBot") == 3
+    assert strict_gate.metric("gate_robots_violations_total", agent="GPTBot") == 3
 
 
 def test_a_host_header_that_is_not_a_host_name_is_never_written_into_urls(terms_gate: GateProcess) -> None:
@@ -447,7 +442,7 @@ def test_the_auth_decision_carries_the_terms_and_honours_a_consent(auth_gate: Ga
     assert decide(OPEN_PAGE, "forged").headers["content-usage"] == OPEN_USAGE
 
     deadline = time.monotonic() + 5  # the first crawler request starts reading robots.txt; later ones are checked
-    while metric(auth_gate, "gate_robots_violations_total", agent="GPTBot") < 1:
+    while auth_gate.metric("gate_robots_violations_total", agent="GPTBot") < 1:
         assert time.monotonic() < deadline, "auth mode never counted a robots.txt violation"
         decide("/page.html")
         time.sleep(0.1)
@@ -462,4 +457,4 @@ def test_acceptances_are_rate_limited_per_address(lone_gate: GateProcess) -> Non
     assert statuses == [201] * 10
     assert refused.status_code == 429
     assert "too many acceptances" in refused.json()["error"]
-    assert metric(lone_gate, "gate_consent_refusals_total", status="429") == 1
+    assert lone_gate.metric("gate_consent_refusals_total", status="429") == 1

@@ -21,7 +21,6 @@ from tests.support.gate_process import GateProcess, start_gate
 from tests.support.nginx import Nginx
 from tests.support.ports import free_port, stop
 from tests.support.redis_server import start_redis_server
-from tests.test_admin import sample
 
 RULES = """
 agents: [shipped:agents/*.yaml]
@@ -81,10 +80,6 @@ def run_gate(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gate", *arguments], capture_output=True, text=True, timeout=30)
 
 
-def metric(gate: GateProcess, name: str, **labels: str) -> float:
-    return sample(httpx.get(gate.metrics_url + "/metrics").text, name, **labels)
-
-
 @pytest.fixture(params=["redis", "cluster"])
 def pair(request: pytest.FixtureRequest, tmp_path: Path, nginx: Nginx) -> Iterator[tuple[GateProcess, GateProcess]]:
     """Two gates sharing one store: a Redis, or a three-node Redis Cluster."""
@@ -138,7 +133,7 @@ def test_repeated_refusals_ban_the_address_until_it_is_lifted(pair: tuple[GatePr
     assert statuses == [200, 200, 200, 429, 429, 429]
     assert banned.status_code == 403
     assert 3500 < int(banned.headers["retry-after"]) <= 3600
-    assert metric(first, "gate_bans_total", limit="slow-bots") == 1
+    assert first.metric("gate_bans_total", limit="slow-bots") == 1
 
     listed = run_gate("bans", "--admin", f"127.0.0.1:{second.metrics_port}", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -170,13 +165,13 @@ def test_the_fallback_keeps_serving_while_redis_is_down_and_recovers_by_itself(t
         stop(redis_process)
         statuses = [httpx.get(gate.url + "/page.html").status_code for _ in range(30)]
         assert statuses == [200] * 30  # no 5xx while Redis is gone
-        assert metric(gate, "gate_store_fallback") == 1
+        assert gate.metric("gate_store_fallback") == 1
         redis_process = start_redis_server(tmp_path, port)
         deadline = time.monotonic() + 10
-        while metric(gate, "gate_store_fallback") != 0 and time.monotonic() < deadline:
+        while gate.metric("gate_store_fallback") != 0 and time.monotonic() < deadline:
             assert httpx.get(gate.url + "/page.html").status_code == 200
             time.sleep(0.2)
-        assert metric(gate, "gate_store_fallback") == 0, "gate did not go back to Redis"
+        assert gate.metric("gate_store_fallback") == 0, "gate did not go back to Redis"
         with redis.Redis(port=port) as client:
             assert list(client.scan_iter(match="gate:rl:per-client:*")), "requests are counted in Redis again"
     finally:
@@ -210,8 +205,8 @@ def test_browsers_are_challenged_only_while_the_site_is_busy(tmp_path: Path, ngi
             while "gate-challenge" not in browser.get("/page.html").text:
                 assert time.monotonic() < deadline, "the site never counted as busy"
                 time.sleep(0.2)
-        assert metric(gate, "gate_site_busy") == 1
-        assert metric(gate, "gate_site_requests_per_second") > 3
+        assert gate.metric("gate_site_busy") == 1
+        assert gate.metric("gate_site_requests_per_second") > 3
     finally:
         gate.stop()
 

@@ -64,11 +64,13 @@ def served_promptly(gate: GateProcess) -> float:
 
 
 def test_a_head_that_never_ends_gets_408_in_time(strict_gate: GateProcess) -> None:
+    counted = strict_gate.metric("gate_client_errors_total", reason="head-timeout")
     with connect(strict_gate) as connection:
         connection.sendall(b"GET /uri/slow HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.5.0\r\n")
         response, waited = read_until_closed(connection)
     assert response.startswith(b"HTTP/1.1 408 ")
     assert HEADER_TIMEOUT - 0.2 < waited < HEADER_TIMEOUT + SLACK
+    assert strict_gate.metric("gate_client_errors_total", reason="head-timeout") == counted + 1
 
 
 def test_a_client_that_connects_and_says_nothing_is_dropped(strict_gate: GateProcess) -> None:
@@ -127,6 +129,7 @@ def test_past_the_connection_limit_requests_get_503_at_once_then_service_resumes
             response, waited = read_until_closed(connection)
         assert response.startswith(b"HTTP/1.1 503 ")
         assert waited < 0.5
+        assert strict_gate.metric("gate_client_errors_total", reason="over-connections") >= 1
     finally:
         for connection in idle:
             connection.close()
@@ -145,6 +148,7 @@ def test_a_stalled_upload_is_cut_and_gate_serves_on(strict_gate: GateProcess) ->
         response, waited = read_until_closed(connection)
     assert waited < CLIENT_TIMEOUT + SLACK  # not the upstream's 60 s
     assert b" 201 " not in response[:20]
+    assert strict_gate.metric("gate_client_errors_total", reason="upload-stalled") >= 1
     assert served_promptly(strict_gate) < 0.5
 
 
@@ -156,4 +160,5 @@ def test_a_download_nobody_reads_is_dropped(strict_gate: GateProcess, site_root:
     # Only what sat in the buffers when gate gave up, not the 1 GiB file.
     assert received.startswith(b"HTTP/1.1 200 ")
     assert len(received) < 64 << 20
+    assert strict_gate.metric("gate_client_errors_total", reason="download-stalled") >= 1
     assert served_promptly(strict_gate) < 0.5

@@ -93,3 +93,14 @@ def test_ambiguous_framing_is_refused_and_nothing_is_forwarded(gate: GateProcess
 
 def test_a_bare_lf_request_is_refused(gate: GateProcess) -> None:
     assert status_of(gate.exchange(b"GET /uri/lf HTTP/1.1\nHost: x\n\n")) == 400
+
+
+def test_a_flood_of_malformed_requests_is_counted_but_hardly_logged(gate: GateProcess) -> None:
+    def logged() -> int:
+        return sum(1 for line in gate.log_lines() if line["message"].startswith("Invalid HTTP request received."))
+
+    before = (logged(), gate.metric("gate_client_errors_total", reason="malformed"))
+    for _ in range(30):
+        gate.exchange(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
+    assert gate.metric("gate_client_errors_total", reason="malformed") == before[1] + 30
+    assert logged() - before[0] <= 1

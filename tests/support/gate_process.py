@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tests.support.ports import free_port, stop, wait_for_port
 
@@ -67,11 +70,27 @@ class GateProcess:
                 chunks.append(chunk)
         return b"".join(chunks)
 
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the gate's /metrics (0 when absent)."""
+        return sample(httpx.get(self.metrics_url + "/metrics").text, name, **labels)
+
     def peak_rss_kib(self) -> int:
         return _status_kib(self.process.pid, "VmHWM")
 
     def rss_kib(self) -> int:
         return _status_kib(self.process.pid, "VmRSS")
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    for line in metrics.splitlines():
+        match = re.match(rf"^{re.escape(name)}(\{{(?P<labels>[^}}]*)\}})? (?P<value>\S+)$", line)
+        if not match:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group("labels") or ""))
+        if all(found.get(key) == value for key, value in labels.items()):
+            return float(match.group("value"))
+    return 0.0
 
 
 def _status_kib(pid: int, field: str) -> int:
