@@ -343,7 +343,8 @@ class Gate:
         if refused in REFUSAL_PAGES:
             status, title, message = REFUSAL_PAGES[refused]
             retry_after = facts.headers.get("x-gate-retry-after", "")
-            headers = [(b"retry-after", retry_after.encode())] if retry_after.isdigit() else []
+            plain = retry_after.isascii() and retry_after.isdigit()  # "²" is a digit to str.isdigit
+            headers = [(b"retry-after", retry_after.encode())] if plain else []
             await send_page(send, status, title, message, headers)
             return
         signals, decision, action = await self.decide(facts)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+from gate.facts import has_dot_segments
+
 MAX_TARGET = 1024  # signed into the challenge, which must stay under the signing limit
 FALLBACK = "/"
 
@@ -16,7 +18,8 @@ def safe_return_to(target: str) -> str:
     """`target` when it is a plain relative path on this site, else "/".
 
     Refused: anything not starting with exactly one "/", a "//" or "/\\" start (protocol-relative), any backslash,
-    control or non-ASCII character, and the same after percent-decoding, repeatedly (encoded variants).
+    control or non-ASCII character, "." or ".." segments (the page gate previews must be the page the rules judged),
+    and the same after percent-decoding, repeatedly (encoded variants).
     """
     if not target or len(target) > MAX_TARGET or not target.isascii():
         return FALLBACK
@@ -34,4 +37,6 @@ def safe_return_to(target: str) -> str:
 def _plain_path(text: str) -> bool:
     if not text.startswith("/") or text.startswith(("//", "/\\")):
         return False
-    return not any(character == "\\" or ord(character) < 0x20 or ord(character) == 0x7F for character in text)
+    if any(character == "\\" or ord(character) < 0x20 or ord(character) == 0x7F for character in text):
+        return False
+    return not has_dot_segments(text.partition("?")[0])

@@ -1,7 +1,8 @@
 """Signed, versioned strings a client hands back: `VERSION.PAYLOAD.KEYID.SIGNATURE`, HMAC-SHA256, URL-safe.
 
 Used for challenges and pass tokens. A string signed by a key that is not in the key ring, or whose signature does
-not match (compared in constant time), is refused; the payload is only read after the signature checks out.
+not match (its canonical text, compared in constant time), is refused; the payload is only read after the signature
+checks out.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def unsign(keys: KeyRing, version: str, text: str) -> bytes:
     key = keys.find(key_id)
     if key is None:
         raise SignatureError("unknown-key")
-    if not hmac.compare_digest(b64decode(signature), _signature(key.material, version, encoded)):
+    # The signature's text is compared, not its decoded bytes: the lenient decoder would also accept padding,
+    # the standard alphabet, stray characters and spare trailing bits, so one token would have many spellings.
+    if not hmac.compare_digest(signature, b64encode(_signature(key.material, version, encoded))):
         raise SignatureError("bad-signature")
     return b64decode(encoded)

@@ -44,7 +44,7 @@ def test_anything_that_could_leave_the_site_becomes_the_home_page(target: str) -
 
 @pytest.mark.parametrize(
     "target",
-    ["/", "/essays/one.html", "/search?q=a%2Fb&page=2", "/caf%C3%A9/", "/a/b/../c", "/?next=//evil.example"],
+    ["/", "/essays/one.html", "/search?q=a%2Fb&page=2", "/caf%C3%A9/", "/a/b.c/d..e", "/?next=//evil.example"],
 )
 def test_plain_paths_on_this_site_are_kept_byte_for_byte(target: str) -> None:
     assert safe_return_to(target) == target
@@ -60,3 +60,9 @@ def test_a_long_target_still_fits_in_a_verifiable_challenge() -> None:
     assert target != "/"
     token = Challenge.new("nojs", facts(), 0, "r" * 64, target, NOW).seal(keys)
     assert check(keys, token, facts(), NOW + 5).to == target
+
+
+@pytest.mark.parametrize("target", ["/feed/../admin/", "/a/%2e%2e/b", "/a/%252e%252e/b", "/./x", "/a/..;x/b?q=1"])
+def test_a_target_with_dot_segments_becomes_the_home_page(target: str) -> None:
+    # The challenge page previews its target: it must be the page the rules judged, not one the upstream resolves.
+    assert safe_return_to(target) == "/"
