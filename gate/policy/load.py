@@ -50,7 +50,7 @@ from gate.verify.signatures import Invalid, directory_url
 
 SHIPPED_PREFIX = "shipped:"
 ENTRY_FILE = "default.yaml"
-RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+RATE = re.compile(r"^\s*(\d{1,9})\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
 PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400,
            "day": 86400}  # fmt: skip
 MATCH_KEYS = (

@@ -37,7 +37,10 @@ class LineDict(dict[str, Any]):
     """A YAML mapping with the line of the mapping and of each key (1-based)."""
 
     line = 0
-    key_lines: dict[str, int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key_lines: dict[str, int] = {}  # per mapping: an empty file's document has none, but is asked
 
 
 class LineList(list[Any]):
@@ -55,7 +58,6 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     mapping = LineDict()
     mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
@@ -93,6 +95,11 @@ def read_yaml(path: Path, problems: list[Problem]) -> Any:
         line = mark.line + 1 if mark is not None else 0
         problems.append(Problem(str(path), line, f"invalid YAML: {error.problem or error.context}"))
     except yaml.YAMLError as error:
+        problems.append(Problem(str(path), 0, f"invalid YAML: {error}"))
+    except RecursionError:
+        problems.append(Problem(str(path), 0, "invalid YAML: nested too deeply"))
+    except (ValueError, AttributeError) as error:  # a scalar PyYAML's constructors recognise but cannot build:
+        # 2026-13-45 or a 5000-digit integer (ValueError), `!!timestamp x` (AttributeError)
         problems.append(Problem(str(path), 0, f"invalid YAML: {error}"))
     return None
 
@@ -137,7 +144,11 @@ class Section:
             return default
         value = self.data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                self.problem(key, f"{key}: expected a number, got one too large")
+                return default
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             self.problem(key, f"{key}: expected {_kind_name(kind)}, got {_describe(value)}")
             return default

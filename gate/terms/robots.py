@@ -47,7 +47,11 @@ class RobotsFile:
     stand_in: bool = False  # the upstream's file was unreachable: UNREACHABLE stands in for it
 
     def allows(self, agent: str, url: str) -> bool:
-        return bool(self.parser.can_fetch(url, agent))
+        """May `agent` fetch `url`? A URL the client's Host header made unparseable ("[", "a]") matches nothing."""
+        try:
+            return bool(self.parser.can_fetch(url, agent))
+        except ValueError:
+            return True
 
 
 @dataclass(slots=True)

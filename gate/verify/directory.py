@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import socket
 import ssl
 import time
@@ -280,5 +281,7 @@ def cache_lifetime(cache_control: str) -> float:
     try:
         seconds = float(directives["max-age"])
     except (KeyError, ValueError):
+        return DEFAULT_TTL
+    if math.isnan(seconds):  # float() reads "nan", which min() and max() pass through: no caching at all
         return DEFAULT_TTL
     return min(max(seconds, MIN_TTL), MAX_TTL)

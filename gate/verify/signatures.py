@@ -64,7 +64,7 @@ def read_signature(facts: Facts, now: float) -> SignedRequest | None:
     if not isinstance(covered, InnerList):
         raise Invalid(f"Signature-Input {label}: not a list of components")
     signature = parse_dictionary(facts.headers, "signature").get(label)
-    if signature is None or not isinstance(signature.value, bytes):
+    if not isinstance(signature, Item) or not isinstance(signature.value, bytes):  # an inner list has no value
         raise Invalid(f"no Signature {label} for Signature-Input {label}")
     keyid, created, expires = _param(covered, "keyid"), _param(covered, "created"), _param(covered, "expires")
     if not isinstance(keyid, str) or not isinstance(created, int) or not isinstance(expires, int):
