@@ -240,6 +240,10 @@ class Forwarder:
                     response.close()
                     return False
                 if not chunk or content.at_eof():
+                    if reset_before_end(response):
+                        log.warning("upstream reset the connection that ends its response: the body may be cut")
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        return False
                     await send({"type": "http.response.body", "body": chunk, "more_body": False})
                     return True
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -296,6 +300,18 @@ class Forwarder:
             upstream_to_client.cancel()
             await upstream.close()
         return Outcome(101, upstream_seconds)
+
+
+def reset_before_end(response: aiohttp.ClientResponse) -> bool:
+    """Did a body without Content-Length or chunked framing end with a connection reset rather than a close?
+
+    Such a body ends when the upstream closes the connection, and aiohttp reports the end of the body either way;
+    only the connection's protocol keeps the reset (an OSError; a clean close leaves ServerDisconnectedError).
+    Passed on as a complete response, a download cut by a crashing upstream would look whole to the client."""
+    if response.content_length is not None or "chunked" in response.headers.get("transfer-encoding", "").lower():
+        return False  # framed: aiohttp itself raises when such a body is cut short
+    protocol = response._protocol  # aiohttp keeps no public handle once the connection has been released
+    return protocol is not None and isinstance(protocol.exception(), OSError)
 
 
 def sendable_close_code(code: int | None) -> int:
