@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 UPSTREAM ?=
 SAMPLE_PORT ?= 8081
 ARGS ?=
+FUZZ_SECONDS ?= 300
 
-.PHONY: run test lint typecheck unit bench system-deps clean
+.PHONY: run test lint typecheck unit bench fuzz soak system-deps clean
 
 $(BIN)/gate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +48,8 @@ system-deps:
 	fi
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check gate tests bench
-	$(BIN)/ruff format --check gate tests bench
+	$(BIN)/ruff check gate tests bench fuzz
+	$(BIN)/ruff format --check gate tests bench fuzz
 
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
@@ -68,6 +69,21 @@ bench: $(VENV)/.test-deps system-deps
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.challenge
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.store
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.proxy $(ARGS)
+
+# Coverage-guided fuzzing (atheris) of the token and cookie parsers, FUZZ_SECONDS per target (the tests run each for
+# a few seconds). The corpus grows in fuzz/corpus/ between runs; an input that crashes a parser lands in fuzz/crashes/.
+fuzz: $(VENV)/.test-deps
+	@for target in tokens cookies; do \
+		mkdir -p fuzz/corpus/$$target fuzz/crashes; \
+		echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+		$(BIN)/python -m fuzz.$$target fuzz/corpus/$$target -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=fuzz/crashes/ -print_final_stats=1 || exit 1; \
+	done
+
+# Ten minutes of full load with a mix of clients from many addresses: gate's memory, Redis's keys and errors over
+# time (see docs/benchmarks.md). Not part of `make bench` or `make test`; ARGS="--duration 120" for a shorter run.
+soak: $(VENV)/.test-deps system-deps
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
