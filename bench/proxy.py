@@ -1,9 +1,17 @@
-"""nginx directly, gate with 1 and 2 workers in front of that same nginx (proxy mode), and nginx asking gate about
-every request with auth_request (auth mode, the locations of deploy/nginx/gate-auth.conf without TLS), measured
-with wrk in one run.
+"""gate against nginx in one run, with wrk: the baseline is nginx proxying the page from the upstream nginx.
+
+Configurations:
+- nginx direct (for reference) and nginx as a proxy in front of it (the baseline every ratio divides by);
+- gate forwarding only (rules that allow everything), 2 workers: the floor of gate's per-request cost;
+- gate's full pipeline, 1 and 2 workers: the shipped rules, a Redis store and a key file, every request a browser
+  presenting a valid pass token (fingerprinting, policy, token check, budget count, the guard's rate limit and
+  forwarding all run) from a random address in its token's /24, which gate believes from 127.0.0.1;
+- nginx serving the page with auth_request to gate (deploy/nginx/gate-auth.conf's locations without TLS), the same
+  full pipeline, 2 workers.
+Then the latency one client sees: wrk with one connection against the baseline and the full pipeline.
 
 The machine is shared and wrk runs on the same cores, so absolute figures drift between runs; the targets are
-measured in interleaved rounds and each gate figure is also given as a ratio to nginx direct from the same run.
+measured in interleaved rounds and every figure is given as a ratio to the baseline from the same run.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gate.keys import write_key_file
-from tests.support.gate_process import GateProcess, start_transparent_gate
+from bench.clients import BROWSERS_ONLY, lua_script
+from gate.keys import load_keyring, write_key_file
+from tests.support.gate_process import GateProcess, start_gate, start_transparent_gate
 from tests.support.nginx import nginx_binary, start_nginx, start_nginx_with
 from tests.support.ports import free_port, stop
 from tests.support.redis_server import redis_server
@@ -40,17 +49,36 @@ THREADS = 2
 WARMUP_SECONDS = 2
 # One nginx worker per core, as a production nginx on this machine would have.
 NGINX_WORKERS = 2
-GATE_WORKERS = (1, 2)
+FULL_PIPELINE_WORKERS = (1, 2)
+LATENCY_SECONDS = 5
 # Seconds wrk may overrun --duration (start-up, final reads) before the run is treated as hung.
 WRK_GRACE_SECONDS = 30
 NGINX_DIRECT = "nginx direct"
-AUTH_MODE = "nginx + gate auth mode (1 worker)"
-# deploy/nginx/gate-auth.conf's decision locations, on plain HTTP so the figure compares with nginx direct.
+NGINX_PROXY = "nginx proxy (baseline)"
+FORWARDING_ONLY = "gate forwarding only, 2 workers"
+AUTH_MODE = "nginx + gate auth mode, full pipeline, 2 workers"
+NGINX_PROXY_SERVER = """
+    upstream site {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://site;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+"""
+# deploy/nginx/gate-auth.conf's decision locations, on plain HTTP so the figure compares with the baseline; the
+# client's address comes from wrk's X-Forwarded-For, as behind a load balancer.
 AUTH_SERVER = """
     upstream gate {{ server 127.0.0.1:{gate_port}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{port};
         root {root};
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Forwarded-For;
         location / {{
             auth_request /.gate/auth;
             error_page 401 = /.gate/challenge;
@@ -74,6 +102,7 @@ AUTH_SERVER = """
 
 REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([\d.]+)\s*$", re.MULTILINE)
 P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
+P50 = re.compile(r"^\s+50%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
 NON_2XX_3XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 MILLISECONDS_PER_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -91,11 +120,13 @@ class Options:
 class Target:
     name: str
     url: str
+    script: Path | None = None  # wrk's Lua script: the clients to play
 
 
 @dataclass(frozen=True)
 class WrkResult:
     requests_per_second: float
+    p50_ms: float
     p99_ms: float
     non_2xx_3xx: int
     socket_errors: int
@@ -113,7 +144,7 @@ class Summary:
     configuration: str
     requests_per_second: float
     p99_ms: float
-    vs_nginx: float
+    vs_baseline: float
     non_2xx_3xx: int
     socket_errors: int
 
@@ -139,13 +170,15 @@ def parse_options(arguments: Sequence[str]) -> Options:
     return Options(parsed.duration, parsed.rounds, parsed.connections, json_path)
 
 
-def wrk_command(url: str, connections: int, duration: int) -> list[str]:
-    return ["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{duration}s", "--latency", url + PAGE]
+def wrk_command(url: str, connections: int, duration: int, script: Path | None = None) -> list[str]:
+    threads = min(THREADS, connections)
+    scripted = ["-s", str(script)] if script else []
+    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", *scripted, url + PAGE]
 
 
-def run_wrk(url: str, connections: int, duration: int) -> str:
+def run_wrk(url: str, connections: int, duration: int, script: Path | None = None) -> str:
     completed = subprocess.run(
-        wrk_command(url, connections, duration),
+        wrk_command(url, connections, duration, script),
         capture_output=True,
         text=True,
         timeout=duration + WRK_GRACE_SECONDS,
@@ -159,13 +192,15 @@ def run_wrk(url: str, connections: int, duration: int) -> str:
 def parse_wrk(output: str) -> WrkResult:
     """Requests/sec, the 99% latency line of --latency in ms, and the error counts wrk prints only when non-zero."""
     requests = REQUESTS_PER_SECOND.search(output)
+    p50 = P50.search(output)
     p99 = P99.search(output)
-    if requests is None or p99 is None:
+    if requests is None or p50 is None or p99 is None:
         raise ValueError(f"unexpected wrk output:\n{output}")
     non_2xx = NON_2XX_3XX.search(output)
     socket_errors = SOCKET_ERRORS.search(output)
     return WrkResult(
         requests_per_second=float(requests.group(1)),
+        p50_ms=float(p50.group(1)) * MILLISECONDS_PER_UNIT[p50.group(2)],
         p99_ms=float(p99.group(1)) * MILLISECONDS_PER_UNIT[p99.group(2)],
         non_2xx_3xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=sum(int(count) for count in socket_errors.groups()) if socket_errors else 0,
@@ -178,8 +213,8 @@ def measure_rounds(targets: Sequence[Target], options: Options) -> list[Measurem
     for number in range(1, options.rounds + 1):
         for target in targets:
             progress(f"round {number}/{options.rounds}: {target.name}")
-            run_wrk(target.url, options.connections, WARMUP_SECONDS)
-            result = parse_wrk(run_wrk(target.url, options.connections, options.duration))
+            run_wrk(target.url, options.connections, WARMUP_SECONDS, target.script)
+            result = parse_wrk(run_wrk(target.url, options.connections, options.duration, target.script))
             measurements.append(Measurement(number, target.name, result))
     return measurements
 
@@ -188,7 +223,7 @@ def summarise(targets: Sequence[Target], measurements: Sequence[Measurement]) ->
     def of(name: str) -> list[WrkResult]:
         return [measurement.result for measurement in measurements if measurement.target == name]
 
-    nginx_median = statistics.median(result.requests_per_second for result in of(NGINX_DIRECT))
+    baseline = statistics.median(result.requests_per_second for result in of(NGINX_PROXY))
     summaries = []
     for target in targets:
         results = of(target.name)
@@ -198,7 +233,7 @@ def summarise(targets: Sequence[Target], measurements: Sequence[Measurement]) ->
                 configuration=target.name,
                 requests_per_second=median,
                 p99_ms=statistics.median(result.p99_ms for result in results),
-                vs_nginx=median / nginx_median,
+                vs_baseline=median / baseline,
                 non_2xx_3xx=sum(result.non_2xx_3xx for result in results),
                 socket_errors=sum(result.socket_errors for result in results),
             )
@@ -215,45 +250,79 @@ def gate_log_problems(gate: GateProcess) -> list[str]:
     ]
 
 
-def run_benchmark(options: Options) -> tuple[list[Summary], list[Measurement], dict[str, list[str]]]:
+@dataclass(frozen=True)
+class Latency:
+    """p50 and p99 one client sees (one connection), through the baseline and through gate's full pipeline."""
+
+    baseline_p50_ms: float
+    gate_p50_ms: float
+    baseline_p99_ms: float
+    gate_p99_ms: float
+
+    @property
+    def added_p50_ms(self) -> float:
+        return self.gate_p50_ms - self.baseline_p50_ms
+
+
+def measure_latency(baseline: Target, gate: Target) -> Latency:
+    progress("latency at one connection")
+    results = {}
+    for target in (baseline, gate):
+        run_wrk(target.url, 1, WARMUP_SECONDS, target.script)
+        results[target.name] = parse_wrk(run_wrk(target.url, 1, LATENCY_SECONDS, target.script))
+    before, through = results[baseline.name], results[gate.name]
+    return Latency(before.p50_ms, through.p50_ms, before.p99_ms, through.p99_ms)
+
+
+def run_benchmark(
+    options: Options,
+) -> tuple[list[Summary], list[Measurement], Latency, dict[str, list[str]]]:
     with tempfile.TemporaryDirectory(prefix="gate-bench-") as temporary:
         directory = Path(temporary)
         gates: dict[str, GateProcess] = {}
         with ExitStack() as running:
             nginx = start_nginx(directory / "nginx", SITE, workers=NGINX_WORKERS)
             running.callback(nginx.stop)
-            targets = [Target(NGINX_DIRECT, nginx.url)]
-            # Production-like: a real key and a Redis store (several workers need a shared store).
+
+            def front(name: str, server: str, **fields: object) -> str:
+                """An nginx in front: the baseline proxy, or the one asking gate (auth mode)."""
+                port = free_port()
+                process = start_nginx_with(
+                    directory / name, server.format(port=port, root=SITE, **fields), port, workers=NGINX_WORKERS
+                )
+                running.callback(stop, process)
+                return f"http://127.0.0.1:{port}"
+
             key = directory / "secret.key"
             write_key_file(key)
+            browsers = directory / "browsers.lua"
+            browsers.write_text(lua_script(load_keyring(key), BROWSERS_ONLY))
             store = running.enter_context(redis_server(directory))
 
-            def start(name: str, folder: str, *arguments: str) -> GateProcess:
-                # Rules that allow everything: every request is still fingerprinted, decided and logged, but the
-                # figure is about forwarding (with the shipped rules wrk's User-Agent would get the challenge page).
-                gate = start_transparent_gate(
-                    directory / folder, nginx.url, "--secret-file", str(key), "--store", store, *arguments
-                )
+            def start(name: str, full: bool, *arguments: str) -> GateProcess:
+                common = ("--secret-file", str(key), "--store", store, *arguments)
+                if full:  # the shipped rules; browsers' addresses come from wrk's X-Forwarded-For
+                    gate = start_gate(directory / name, nginx.url, "--trusted-proxy", "127.0.0.1/32", *common)
+                else:
+                    gate = start_transparent_gate(directory / name, nginx.url, *common)
                 running.callback(gate.stop)
                 gates[name] = gate
                 return gate
 
-            for workers in GATE_WORKERS:
-                name = f"gate, {workers} worker{'s' if workers > 1 else ''}"
-                targets.append(Target(name, start(name, f"gate-{workers}", "--workers", str(workers)).url))
-            auth_gate = start(AUTH_MODE, "gate-auth", "--mode", "auth", "--trusted-proxy", "127.0.0.1/32")
-            port = free_port()
-            front = start_nginx_with(
-                directory / "nginx-auth",
-                AUTH_SERVER.format(gate_port=auth_gate.port, port=port, root=SITE),
-                port,
-                workers=NGINX_WORKERS,
-            )
-            running.callback(stop, front)
-            targets.append(Target(AUTH_MODE, f"http://127.0.0.1:{port}"))
+            targets = [
+                Target(NGINX_DIRECT, nginx.url, browsers),
+                Target(NGINX_PROXY, front("nginx-proxy", NGINX_PROXY_SERVER, upstream_port=nginx.port), browsers),
+                Target(FORWARDING_ONLY, start(FORWARDING_ONLY, False, "--workers", "2").url, browsers),
+            ]
+            for workers in FULL_PIPELINE_WORKERS:
+                name = f"gate full pipeline, {workers} worker{'s' if workers > 1 else ''}"
+                targets.append(Target(name, start(name, True, "--workers", str(workers)).url, browsers))
+            auth_gate = start(AUTH_MODE, True, "--mode", "auth", "--workers", "2")
+            targets.append(Target(AUTH_MODE, front("nginx-auth", AUTH_SERVER, gate_port=auth_gate.port), browsers))
             measurements = measure_rounds(targets, options)
+            latency = measure_latency(targets[1], targets[-2])
         log_problems = {name: gate_log_problems(gate) for name, gate in gates.items()}
-    return summarise(targets, measurements), measurements, log_problems
+    return summarise(targets, measurements), measurements, latency, log_problems
 
 
 def first_line(command: list[str]) -> str:
@@ -266,7 +335,7 @@ def environment(options: Options, arguments: Sequence[str]) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "-m", "bench.proxy", *arguments]),
-        "wrk_command": shlex.join(wrk_command("URL", options.connections, options.duration)),
+        "wrk_command": shlex.join(wrk_command("URL", options.connections, options.duration, Path("browsers.lua"))),
         "warmup_seconds": WARMUP_SECONDS,
         "rounds": options.rounds,
         "nproc": len(os.sched_getaffinity(0)),
@@ -279,15 +348,27 @@ def environment(options: Options, arguments: Sequence[str]) -> dict[str, Any]:
 
 def markdown_table(summaries: Sequence[Summary]) -> str:
     lines = [
-        "| configuration | req/s (median) | p99 ms (median) | vs nginx |",
+        "| configuration | req/s (median) | p99 ms (median) | vs nginx proxy |",
         "|---|---:|---:|---:|",
     ]
     for summary in summaries:
         lines.append(
             f"| {summary.configuration} | {summary.requests_per_second:,.0f} | {summary.p99_ms:.2f} "
-            f"| {summary.vs_nginx:.3f} |"
+            f"| {summary.vs_baseline:.3f} |"
         )
     return "\n".join(lines)
+
+
+def latency_table(latency: Latency) -> str:
+    return "\n".join(
+        [
+            "| one connection | p50 ms | p99 ms |",
+            "|---|---:|---:|",
+            f"| {NGINX_PROXY} | {latency.baseline_p50_ms:.3f} | {latency.baseline_p99_ms:.3f} |",
+            f"| gate full pipeline, 2 workers | {latency.gate_p50_ms:.3f} | {latency.gate_p99_ms:.3f} |",
+            f"| added by gate | {latency.added_p50_ms:.3f} | |",
+        ]
+    )
 
 
 def problems(summaries: Sequence[Summary], log_problems: dict[str, list[str]]) -> list[str]:
@@ -304,7 +385,7 @@ def problems(summaries: Sequence[Summary], log_problems: dict[str, list[str]]) -
     return found
 
 
-def report(setting: dict[str, Any], summaries: Sequence[Summary], found: Sequence[str]) -> str:
+def report(setting: dict[str, Any], summaries: Sequence[Summary], latency: Latency, found: Sequence[str]) -> str:
     header = [
         f"- date: {setting['date']}",
         f"- command: `{setting['command']}`",
@@ -314,7 +395,7 @@ def report(setting: dict[str, Any], summaries: Sequence[Summary], found: Sequenc
         f" workers); {setting['wrk']}",
     ]
     errors = [f"- ERROR {line}" for line in found] or ["- no non-2xx/3xx responses, socket errors or gate log errors"]
-    return "\n".join([*header, "", markdown_table(summaries), "", *errors])
+    return "\n".join([*header, "", markdown_table(summaries), "", latency_table(latency), "", *errors])
 
 
 def write_json(
@@ -322,6 +403,7 @@ def write_json(
     setting: dict[str, Any],
     summaries: Sequence[Summary],
     measurements: Sequence[Measurement],
+    latency: Latency,
     found: Sequence[str],
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -329,6 +411,7 @@ def write_json(
         **setting,
         "summary": [asdict(summary) for summary in summaries],
         "measurements": [asdict(measurement) for measurement in measurements],
+        "latency": {**asdict(latency), "added_p50_ms": latency.added_p50_ms},
         "problems": list(found),
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
@@ -346,13 +429,13 @@ def main(arguments: Sequence[str] | None = None) -> int:
         return 1
     setting = environment(options, arguments)
     try:
-        summaries, measurements, log_problems = run_benchmark(options)
+        summaries, measurements, latency, log_problems = run_benchmark(options)
     except KeyboardInterrupt:
         progress("interrupted; every process this benchmark started has been stopped")
         return 130
     found = problems(summaries, log_problems)
-    print(report(setting, summaries, found))
-    write_json(options.json_path, setting, summaries, measurements, found)
+    print(report(setting, summaries, latency, found))
+    write_json(options.json_path, setting, summaries, measurements, latency, found)
     progress(f"results written to {options.json_path}")
     return 1 if found else 0
 
