@@ -140,6 +140,7 @@ class Gate:
             elif message["type"] == "lifespan.shutdown":
                 for task in self._background:
                     task.cancel()
+                await self.challenges.budgets.flush()  # before the store closes: counts still pending
                 await self.forwarder.close()
                 await self.verifier.close()
                 await self.store.close()

@@ -1,9 +1,10 @@
 """The challenge as a service: pass tokens checked on challenged requests, the page served, solutions redeemed.
 
 State lives in the shared store, each key with a TTL: `spent:<challenge id>` (a challenge is redeemed once, on any
-instance), `pass:<token id>` (requests a pass token has made), `burns:<network>` (budgets a network used up: each
-raises its next difficulty). The challenge page also sets a small probe cookie: a solution that arrives without it
-comes from a browser that keeps no cookies, which is told so instead of being sent round a loop.
+instance), `pass:<token id>` (requests a pass token has made, counted in batches: gate/challenge/budgets.py),
+`burns:<network>` (budgets a network used up: each raises its next difficulty). The challenge page also sets a small
+probe cookie: a solution that arrives without it comes from a browser that keeps no cookies, which is told so
+instead of being sent round a loop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.routing import Route, Router
 
 from gate import metrics
 from gate.asgi import Receive, Scope, Send
+from gate.challenge.budgets import PassBudgets
 from gate.challenge.pages import (
     CONTENT_SECURITY_POLICY,
     ChallengeView,
@@ -86,6 +88,7 @@ class ChallengeService:
         self.store = store
         self.proxies = proxies
         self.previews = PreviewCache(forwarder)
+        self.budgets = PassBudgets(store, self.used_up)
         self.verify_url = own_prefix + "challenge/verify"
         self.nojs_url = own_prefix + "challenge/nojs"
         self.static = {
@@ -125,14 +128,16 @@ class ChallengeService:
         if token is None or token.level < self.base_difficulty(decision):
             return False
         try:
-            used = await self.store.incr(f"pass:{token.id}", ttl=max(1.0, token.expires - now))
-            if used == token.budget + 1:  # just used up: one burn for the network, whatever it does next
-                metrics.pass_budgets_exhausted_total.inc()
-                await self.store.incr(f"burns:{facts.prefix}", ttl=BURN_WINDOW)
+            used = await self.budgets.count(token.id, token.budget, token.expires, facts.prefix)
         except StoreError as error:
             log.warning("store unavailable, admitting a signed pass without counting it: %s", error)
             return True
         return used <= token.budget
+
+    async def used_up(self, network: str) -> None:
+        """A pass budget just ran out: one burn for its network, whatever the client does next."""
+        metrics.pass_budgets_exhausted_total.inc()
+        await self.store.incr(f"burns:{network}", ttl=BURN_WINDOW)
 
     @staticmethod
     def base_difficulty(decision: Decision) -> int:

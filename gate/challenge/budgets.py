@@ -1,0 +1,105 @@
+"""Pass-token budgets: each request on a pass counts against its token's budget, shared by every instance.
+
+Counting every request in the shared store costs a round trip per request, and a budget needs no such exactness:
+it bounds how much one solved challenge buys, roughly, not to the request. So a token's first request on an
+instance (or its first after a pause) is counted in the store and waits for the total; while the token stays in
+use its requests are counted here and added to the store in one call per token every FLUSH_SECONDS, which also
+brings back what other instances counted. A busy token can therefore overshoot its budget by what the instances
+let through in one flush interval; a token used now and then is counted exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gate.store import Store, StoreError
+
+log = logging.getLogger("gate.challenge")
+
+FLUSH_SECONDS = 0.1
+STALE_SECONDS = 2 * FLUSH_SECONDS  # a total older than this is learned again from the store before it is trusted
+IDLE_SECONDS = 1.0  # a token unused this long is forgotten
+MAX_TRACKED = 65536  # tokens counted here at once; beyond, every request is counted in the store
+
+
+@dataclass(slots=True)
+class Tally:
+    key: str
+    budget: int
+    expires: float
+    network: str
+    known: int = 0  # the total over every instance, as last learned from the store
+    synced_at: float = -math.inf  # when `known` was learned
+    pending: int = 0  # counted here since, not yet added to the store
+    last_used: float = 0.0
+
+
+class PassBudgets:
+    def __init__(self, store: Store, on_used_up: Callable[[str], Awaitable[None]]) -> None:
+        """`on_used_up(network)` runs once, over every instance, when a token's total first passes its budget."""
+        self.store = store
+        self.on_used_up = on_used_up
+        self.tallies: dict[str, Tally] = {}
+        self._flush_scheduled = False
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    async def count(self, token_id: str, budget: int, expires: float, network: str) -> int:
+        """Count one request on the token and return its total so far, over every instance as far as known.
+
+        Raises StoreError when a count that must reach the store cannot (the caller decides what the pass is worth).
+        """
+        now = time.monotonic()
+        tally = self.tallies.get(token_id)
+        if tally is None:
+            tally = Tally(f"pass:{token_id}", budget, expires, network)
+            if len(self.tallies) < MAX_TRACKED:
+                self.tallies[token_id] = tally
+        tally.pending += 1
+        tally.last_used = now
+        if now - tally.synced_at > STALE_SECONDS or tally.known + tally.pending == budget + 1:
+            await self._add(tally)  # first use, a pause, or the budget runs out here: the store decides now
+        self._schedule_flush()
+        return tally.known + tally.pending
+
+    async def flush(self) -> None:
+        """Add every pending count to the store and learn the totals; forget tokens that went idle."""
+        self._flush_scheduled = False
+        now = time.monotonic()
+        for token_id, tally in list(self.tallies.items()):
+            if not tally.pending and now - tally.last_used > IDLE_SECONDS:
+                del self.tallies[token_id]
+        await asyncio.gather(*(self._add_or_log(tally) for tally in self.tallies.values() if tally.pending))
+        if self.tallies:
+            self._schedule_flush()  # to forget the idle ones, if nothing else
+
+    async def _add(self, tally: Tally) -> None:
+        amount, tally.pending = tally.pending, 0  # what is counted while the store answers waits for the next add
+        try:
+            total = await self.store.incr(tally.key, ttl=max(1.0, tally.expires - time.time()), amount=amount)
+        except StoreError:
+            tally.pending += amount
+            raise
+        tally.known, tally.synced_at = total, time.monotonic()
+        if total - amount <= tally.budget < total:  # this addition crossed the budget: once over every instance
+            await self.on_used_up(tally.network)
+
+    async def _add_or_log(self, tally: Tally) -> None:
+        try:
+            await self._add(tally)
+        except StoreError as error:
+            log.warning("pass budget counts not added: %s", error)
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._start_flush)
+
+    def _start_flush(self) -> None:
+        task = asyncio.ensure_future(self.flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
