@@ -390,10 +390,10 @@ class Gate:
         duration = time.perf_counter() - started
         if outcome.passed or outcome.consented:
             action = Action.ALLOW  # challenged and let through on its pass token, or shown terms it had accepted
-        metrics.requests_total.labels(action.value, decision.rule, signals.agent_class).inc()
+        metrics.request_counts(action.value, decision.rule, signals.agent_class).inc()
         if signals.agent is not None:
-            metrics.agent_requests_total.labels(signals.agent.name, signals.agent_class, action.value).inc()
-        metrics.request_duration.labels(action.value).observe(duration)
+            metrics.agent_request_counts(signals.agent.name, signals.agent_class, action.value).inc()
+        metrics.request_durations(action.value).observe(duration)
         self.site_load.note(outcome.upstream_seconds)
         if outcome.upstream_seconds is not None:
             metrics.upstream_duration.observe(outcome.upstream_seconds)

@@ -19,8 +19,18 @@ PIPE_BUF = 4096
 FLUSH_SECONDS = 0.2
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text: formatting costs a microsecond
+
+
 def timestamp(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+    whole = int(seconds)
+    if whole != _second[0]:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int(seconds % 1 * 1000):03d}Z"
+
+
+# One encoder for every access line: json.dumps with separators builds a new JSONEncoder each call.
+encode_line = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Event:
@@ -111,9 +121,8 @@ class AccessLog:
     def write(self, fields: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        line = json.dumps(
-            {"time": timestamp(time.time()), "level": "info", "logger": "gate.access", "message": "request", **fields},
-            separators=(",", ":"),
+        line = encode_line(
+            {"time": timestamp(time.time()), "level": "info", "logger": "gate.access", "message": "request", **fields}
         )
         self._lines.append(line)
         self._size += len(line) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
 from prometheus_client.registry import REGISTRY
@@ -167,6 +168,27 @@ build_info = Gauge(
     ["version"],
     multiprocess_mode="max",
 )
+
+
+class Children:
+    """A labelled metric's children, looked up once per combination of label values: prometheus-client's labels()
+    takes a lock and checks the values on every call, twenty times the cost of a dict lookup. For the per-request
+    metrics, whose label values are bounded (actions, rule names, agent classes and names)."""
+
+    def __init__(self, metric: Counter | Histogram) -> None:
+        self.metric = metric
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = self.metric.labels(*values)
+        return child
+
+
+request_counts = Children(requests_total)
+agent_request_counts = Children(agent_requests_total)
+request_durations = Children(request_duration)
 
 
 def registry() -> CollectorRegistry:
