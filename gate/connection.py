@@ -65,9 +65,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = config.client_limits if isinstance(config, GateServerConfig) else ClientLimits()
         self.reading_head = True  # False from the end of a head to the end of its body
-        self.head_bytes_read = 0  # bytes received while reading the current head (an upper bound)
-        self.head_size = 0  # exact size of the target and header lines parsed so far
-        self.header_count = 0
+        self.head_bytes_read = 0  # bytes received while reading the current head (an upper bound of its size)
         self.refusal = (400, "malformed", "Invalid HTTP request received.")
         self.upgraded = False
         self.lingering = -1  # bytes drained after a refusal; -1 while not refused
@@ -130,22 +128,18 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # --- parser callbacks ---------------------------------------------------------------------------------
 
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self.head_size += len(url)
+    def on_headers_complete(self) -> None:
+        """The head's limits are checked here, once it is parsed: a head that came in one read of at most
+        --max-header-size bytes needs no more than that; a longer one is measured exactly. (A head over several reads
+        is bounded as it arrives, in data_received.)"""
         if len(self.url) > MAX_TARGET_BYTES:
             self.stop_head(414, "target-too-long", "URI too long.")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_size += len(name) + len(value) + HEADER_OVERHEAD
-        self.header_count += 1
-        if self.head_size > self.limits.head_bytes or self.header_count > MAX_HEADER_COUNT:
+        if len(self.headers) > MAX_HEADER_COUNT or (
+            self.head_bytes_read > self.limits.head_bytes and self.head_size() > self.limits.head_bytes
+        ):
             self.stop_head(431, "head-too-large", "Request header fields too large.")
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
         self.reading_head = False
-        self.head_bytes_read = self.head_size = self.header_count = 0
+        self.head_bytes_read = 0
         self.unwatch()
         if self.limit_concurrency is not None and (
             len(self.connections) >= self.limit_concurrency or len(self.tasks) >= self.limit_concurrency
@@ -156,6 +150,9 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self.reading_head = True
         super().on_message_complete()
+
+    def head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + HEADER_OVERHEAD for name, value in self.headers)
 
     # --- refusing -------------------------------------------------------------------------------------------
 
