@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from gate.facts import Facts
 from gate.fingerprint import Fingerprinter, Signals
+from gate.policy.index import INDEX_FROM, RuleIndex
 from gate.policy.model import Action, Bans, Decision, Effect, Limit, LoadThresholds, Rule, Threshold
 from gate.terms.model import Terms
 
@@ -44,6 +46,10 @@ class Policy:
         rule_limit = self.limits.get(decision.limit or "") if decision.action is Action.THROTTLE else None
         return (rule_limit, *self.guards) if rule_limit is not None else self.guards
 
+    @cached_property
+    def index(self) -> RuleIndex | None:
+        return RuleIndex(self.rules) if len(self.rules) >= INDEX_FROM else None
+
     def evaluate(self, facts: Facts, signals: Signals) -> Decision:
         score = 0.0
         reasons: list[str] = []
@@ -51,7 +57,9 @@ class Policy:
             weight = self.weights.get(finding.name, 0.0)
             score += weight
             reasons.append(f"signal {finding} ({weight:+g})")
-        for rule in self.rules:
+        index = self.index
+        rules = self.rules if index is None else [self.rules[number] for number in index.candidates(facts, signals)]
+        for rule in rules:
             if not rule.matches(facts, signals):
                 continue
             if rule.effect.action is Action.WEIGH:

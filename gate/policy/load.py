@@ -157,8 +157,16 @@ def _expand(reference: str, base: Path) -> list[Path]:
     """The existing files a path or glob pattern names, relative to the file that names it; sorted."""
     path = _resolve(reference, base)
     if any(char in reference for char in "*?["):
-        return sorted(Path(found) for found in glob.glob(str(path)) if Path(found).is_file())
-    return [path] if path.is_file() else []
+        return sorted(Path(found) for found in glob.glob(str(path)) if _is_file(Path(found)))
+    return [path] if _is_file(path) else []
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but False for a name the system refuses (too long, say) rather than an OSError."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _read_file(
@@ -174,7 +182,7 @@ def _read_file(
     if path in stack:
         problems.append(Problem(*where, f"import cycle: {' -> '.join(map(str, (*stack, path)))}"))
         return
-    if not path.is_file():
+    if not _is_file(path):
         problems.append(Problem(*where, f"no such rules file: {path}"))
         return
     collected.files.append(path)
@@ -753,7 +761,9 @@ class _Compiler:
                     key, f"agent_class: unknown class {', '.join(unknown)} (known: {', '.join(sorted(AGENT_CLASSES))})"
                 )
             classes = frozenset(values)
-            return Condition(f"agent_class is {shown}", lambda _, signals: signals.agent_class in classes)
+            return Condition(
+                f"agent_class is {shown}", lambda _, signals: signals.agent_class in classes, ("agent_class", classes)
+            )
         if key == "agent":
             unknown = [value for value in values if value.lower() not in self.catalog.by_name]
             if unknown:
@@ -761,13 +771,18 @@ class _Compiler:
             names = frozenset(
                 self.catalog.by_name[value.lower()].name for value in values if value.lower() in self.catalog.by_name
             )
-            return Condition(f"agent is {shown}", lambda _, signals: signals.agent_name in names)
+            return Condition(f"agent is {shown}", lambda _, signals: signals.agent_name in names, ("agent", names))
         if key == "method":
             methods = frozenset(value.upper() for value in values)
-            return Condition(f"method is {shown}", lambda facts, _: facts.method in methods)
+            return Condition(f"method is {shown}", lambda facts, _: facts.method in methods, ("method", methods))
         if key == "path":
             path_pattern = re.compile("|".join(glob_to_regex(value) for value in values))
-            return Condition(f"path matches {shown}", lambda facts, _: path_pattern.fullmatch(facts.path) is not None)
+            segments = [literal_first_segment(value) for value in values]
+            return Condition(
+                f"path matches {shown}",
+                lambda facts, _: path_pattern.fullmatch(facts.path) is not None,
+                None if None in segments else ("path_segment", frozenset(segments)),
+            )
         if key == "host":
             host_pattern = re.compile("|".join(glob_to_regex(value.lower(), separator=".") for value in values))
             return Condition(
@@ -780,7 +795,9 @@ class _Compiler:
                 return None
             if key == "user_agent":
                 return Condition(
-                    f"user_agent matches {shown}", lambda facts, _: pattern.search(facts.user_agent) is not None
+                    f"user_agent matches {shown}",
+                    lambda facts, _: pattern.search(facts.user_agent) is not None,
+                    ("user_agent", pattern.pattern),
                 )
             return Condition(f"path matches regex {shown}", lambda facts, _: pattern.search(facts.path) is not None)
         if key == "network":
@@ -791,11 +808,14 @@ class _Compiler:
             return Condition(f"client network is {shown}", lambda _, signals: not lists.isdisjoint(signals.networks))
         if key == "cidr":
             try:
-                index = NetworkIndex({"cidr": [parse_network(value) for value in values]})
+                networks = [parse_network(value) for value in values]
             except ValueError as error:
                 section.problem(key, f"cidr: {error}")
                 return None
-            return Condition(f"client address in {shown}", lambda facts, _: bool(index.lookup(facts.ip)))
+            index = NetworkIndex({"cidr": networks})
+            return Condition(
+                f"client address in {shown}", lambda facts, _: bool(index.lookup(facts.ip)), ("cidr", networks)
+            )
         if key == "signature":
             unknown = [value for value in values if value not in SIGNATURE_STATES]
             if unknown:
@@ -816,7 +836,9 @@ class _Compiler:
             if unknown:
                 section.problem(key, f"signal: unknown signal {', '.join(unknown)}")
             wanted = frozenset(values)
-            return Condition(f"signal {shown}", lambda _, signals: not wanted.isdisjoint(signals.names))
+            return Condition(
+                f"signal {shown}", lambda _, signals: not wanted.isdisjoint(signals.names), ("signal", wanted)
+            )
         raise AssertionError(key)  # MATCH_KEYS and the branches above list the same keys
 
     def load_condition(self, section: Section) -> Condition | None:
@@ -849,9 +871,12 @@ class _Compiler:
                 body.problem(name, f"{key}: {name}: expected true, false or a regex")
         body.finish()
         lookup = _header_lookup if key == "header" else _query_lookup
+        # A header that must be present (true, or a regex its value must match) files the rule under its name.
+        required = [name for name, describe, _ in named if not describe.endswith(" absent")]
         return Condition(
             "; ".join(describe for _, describe, _ in named),
             lambda facts, _: all(test(lookup(facts, name)) for name, _, test in named),
+            ("header", frozenset(required[:1])) if key == "header" and required else None,
         )
 
     def regex(self, values: list[str], section: Section, key: str) -> Any:
@@ -870,7 +895,10 @@ def _combine(key: str, groups: list[list[Condition]]) -> Condition:
     shown = f" {key} ".join("(" + "; ".join(c.describe for c in group) + ")" for group in groups)
     if key == "any":
         return Condition(shown, lambda facts, signals: any(group_holds(g, facts, signals) for g in groups))
-    return Condition(shown, lambda facts, signals: all(group_holds(g, facts, signals) for g in groups))
+    needed = [condition.key for group in groups for condition in group if condition.key is not None]
+    return Condition(
+        shown, lambda facts, signals: all(group_holds(g, facts, signals) for g in groups), needed[0] if needed else None
+    )
 
 
 def _presence(wanted: bool) -> Callable[[str | None], bool]:
@@ -891,6 +919,14 @@ def _query_lookup(facts: Facts, name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+def literal_first_segment(pattern: str) -> str | None:
+    """The first segment every path a glob matches begins with ("blog" for /blog/**), or None when it is not literal."""
+    if not pattern.startswith("/"):
+        return None
+    segment = pattern[1:].partition("/")[0]
+    return None if "*" in segment or "?" in segment else segment
 
 
 def glob_to_regex(pattern: str, separator: str = "/") -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 LIMIT_SUBJECTS = ("ip", "network", "pass", "agent", "site")
 
@@ -42,6 +42,8 @@ class Condition:
 
     describe: str
     test: Callable[[Facts, Signals], bool]
+    # What the condition needs, for looking rules up by it (gate/policy/index.py): (kind, values), or None
+    key: tuple[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -351,6 +351,7 @@ def load_text(text: str) -> Policy | None:
 @example(document={"terms": {"crawl_rate": "1" * 400 + "/min"}})
 @example(document={"load": {"requests": "1" * 400 + "/s"}})
 @example(document={"version": RAW[RAW_SCALARS.index("!!timestamp x")]})
+@example(document={"agents": "9" * 400})  # a file name longer than the system takes: ENAMETOOLONG
 def test_a_rules_file_of_any_shape_loads_or_is_refused_with_its_problems(document: object) -> None:
     policy = load_text(rules_text(document))
     if policy is not None:  # what was accepted is usable: every rate becomes a finite interval
