@@ -1,7 +1,8 @@
-"""Upstream forwarding: one shared aiohttp connection pool, bodies streamed both ways, WebSockets passed through.
+"""Upstream forwarding: gate's own HTTP/1.1 client (gate/upstream.py) with bodies streamed both ways, and WebSockets
+passed through with aiohttp.
 
 This is the per-request path for allowed requests, kept a plain ASGI coroutine (see docs/architecture.md for the
-measurements behind aiohttp and the absence of framework objects here).
+measurements behind the client and the absence of framework objects here).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from urllib.parse import quote_from_bytes
 
 import aiohttp
@@ -20,6 +21,7 @@ from gate.asgi import Receive, Scope, Send
 from gate.config import Upstream
 from gate.facts import Facts
 from gate.responses import Outcome, send_page
+from gate.upstream import MAX_UPSTREAM_HEADER_BYTES, UpstreamClient, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("gate.proxy")
 
@@ -50,7 +52,12 @@ WEBSOCKET_HANDSHAKE = frozenset(
 )
 # Once a response has been this many chunks long, watch for the client going away so a large download stops.
 DISCONNECT_WATCH_AFTER_CHUNKS = 8
-MAX_UPSTREAM_HEADER_BYTES = 65536
+DROPPED_FROM_TRUSTED = HOP_BY_HOP | SET_BY_GATE
+DROPPED_FROM_UNTRUSTED = DROPPED_FROM_TRUSTED | CLIENT_ADDRESS_HEADERS
+
+
+class ClientGone(Exception):
+    """The client disconnected while gate was still reading its request body."""
 
 
 def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
@@ -62,32 +69,29 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
 
 
 def forwarded_headers(
-    scope_headers: list[tuple[bytes, bytes]], facts: Facts, host: str | None, skip: frozenset[bytes] = frozenset()
-) -> list[tuple[str, str]]:
+    scope_headers: list[tuple[bytes, bytes]], facts: Facts, host: bytes | None, skip: frozenset[bytes] = frozenset()
+) -> list[tuple[bytes, bytes]]:
     """The client's headers minus hop-by-hop ones, plus X-Forwarded-*; Host replaced when `host` is given."""
-    dropped = HOP_BY_HOP | SET_BY_GATE | skip | connection_tokens(scope_headers)
-    if not facts.peer_trusted:
-        dropped |= CLIENT_ADDRESS_HEADERS
+    dropped = DROPPED_FROM_TRUSTED if facts.peer_trusted else DROPPED_FROM_UNTRUSTED
+    extra = skip | connection_tokens(scope_headers)
     if host is not None:
-        dropped |= {b"host"}
-    headers = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in scope_headers
-        if name.lower() not in dropped
-    ]
+        extra |= {b"host"}
+    if extra:
+        dropped |= extra
+    headers = [(name, value) for name, value in scope_headers if name.lower() not in dropped]
     chain = facts.headers.get("x-forwarded-for") if facts.peer_trusted else None
-    headers.append(("X-Forwarded-For", f"{chain}, {facts.peer}" if chain else facts.peer))
-    headers.append(("X-Forwarded-Proto", facts.scheme))
+    headers.append((b"x-forwarded-for", (f"{chain}, {facts.peer}" if chain else facts.peer).encode("latin-1")))
+    headers.append((b"x-forwarded-proto", facts.scheme.encode("latin-1")))
     if facts.host:
-        headers.append(("X-Forwarded-Host", facts.host))
-    headers.append(("X-Real-IP", facts.ip))
+        headers.append((b"x-forwarded-host", facts.host.encode("latin-1")))
+    headers.append((b"x-real-ip", facts.ip.encode("latin-1")))
     if host is not None:
-        headers.append(("Host", host))
+        headers.append((b"host", host))
     return headers
 
 
 def response_headers(
-    raw_headers: tuple[tuple[bytes, bytes], ...], added: Sequence[tuple[bytes, bytes]] = ()
+    raw_headers: Sequence[tuple[bytes, bytes]], added: Sequence[tuple[bytes, bytes]] = ()
 ) -> list[tuple[bytes, bytes]]:
     """The upstream's end-to-end headers, plus gate's `added` ones the upstream did not set itself."""
     named = [(name.lower(), value) for name, value in raw_headers]
@@ -113,11 +117,14 @@ def request_target(scope: Scope) -> str | None:
     return f"{target}?{query.decode('ascii')}" if query else target
 
 
-def has_body(scope: Scope) -> bool:
+def body_framing(scope: Scope) -> tuple[bool, bool]:
+    """Whether the request has a body, and whether it came chunked (else it has a Content-Length, forwarded as is)."""
     for name, value in scope["headers"]:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return True
-    return False
+        if name == b"transfer-encoding":
+            return True, True
+        if name == b"content-length" and value.strip() != b"0":
+            return True, False
+    return False, False
 
 
 class Forwarder:
@@ -127,7 +134,10 @@ class Forwarder:
         self.upstream = upstream
         self.base = upstream.origin + upstream.base_path
         self.host_override = None if preserve_host else upstream.host
+        self._host_override = None if preserve_host else upstream.host.encode("latin-1")
+        self._default_host = upstream.host.encode("latin-1")
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+        self.client = UpstreamClient(upstream, connect_timeout, read_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     def url(self, target: str) -> URL:
@@ -136,6 +146,7 @@ class Forwarder:
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """aiohttp, for WebSockets and gate's own fetches (robots.txt, previews); requests go through `client`."""
         if self._session is None:
             raise RuntimeError("Forwarder.start() was not awaited")
         return self._session
@@ -157,14 +168,18 @@ class Forwarder:
         )
 
     async def close(self) -> None:
+        await self.client.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     async def ping(self) -> None:
         """Raise when the upstream cannot be reached (used by /readyz): any HTTP answer counts as reachable."""
-        async with self.session.request("HEAD", self.url("/"), allow_redirects=False):
-            pass
+        try:
+            response = await self.client.request("HEAD", self.upstream.base_path + "/", [(b"host", self._default_host)])
+        except UpstreamError as error:
+            raise ConnectionError(f"{error.kind}: {error}") from error
+        response.release()
 
     async def http(
         self, scope: Scope, receive: Receive, send: Send, facts: Facts, added: Sequence[tuple[bytes, bytes]] = ()
@@ -174,48 +189,44 @@ class Forwarder:
         if target is None:
             await send_page(send, 400, "Bad request", "The request target is not a path.")
             return Outcome(400)
-        body_done = not has_body(scope)
-        client_gone = False
+        has_body, chunked = body_framing(scope)
+        body_done = not has_body
 
-        async def request_body() -> AsyncIterator[bytes]:
-            nonlocal body_done, client_gone
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    client_gone = True
-                    raise ConnectionResetError("client went away during the upload")
-                chunk = message.get("body", b"")
-                if chunk:
-                    yield chunk
-                if not message.get("more_body", False):
-                    body_done = True
-                    return
+        async def request_body() -> tuple[bytes, bool]:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone("client went away during the upload")
+            more: bool = message.get("more_body", False)
+            body_done = not more
+            return message.get("body", b""), more
 
+        host = self._host_override
+        if host is None and "host" not in facts.headers:
+            host = self._default_host  # an HTTP/1.0 client without Host: HTTP/1.1 needs one
+        headers = forwarded_headers(scope["headers"], facts, host)
         started = time.perf_counter()
         try:
-            response = await self.session.request(
+            response = await self.client.request(
                 scope["method"],
-                self.url(target),
-                headers=forwarded_headers(scope["headers"], facts, self.host_override),
-                data=None if body_done else request_body(),
-                allow_redirects=False,
+                self.upstream.base_path + target,
+                headers,
+                request_body if has_body else None,
+                chunked,
             )
-        except (TimeoutError, aiohttp.ConnectionTimeoutError, aiohttp.ServerTimeoutError):
-            return await self._fail(send, 504, "timeout", started)
-        except aiohttp.ClientConnectorError:
-            return await self._fail(send, 502, "connect", started)
-        except (aiohttp.ClientError, ConnectionResetError) as error:
-            if client_gone:
-                return Outcome(499)  # nginx's code for "client closed the request"
-            log.warning("upstream protocol error: %s", error)
-            return await self._fail(send, 502, "protocol", started)
+        except ClientGone:
+            return Outcome(499)  # nginx's code for "client closed the request"
+        except UpstreamError as error:
+            if error.kind == "protocol":
+                log.warning("upstream protocol error: %s", error)
+            return await self._fail(send, error.status, error.kind, started)
         upstream_seconds = time.perf_counter() - started
         try:
             await send(
                 {
                     "type": "http.response.start",
                     "status": response.status,
-                    "headers": response_headers(response.raw_headers, added),
+                    "headers": response_headers(response.headers, added),
                 }
             )
             completed = await self._stream_body(response, receive, send, body_done)
@@ -223,27 +234,19 @@ class Forwarder:
             response.release()
         return Outcome(response.status, upstream_seconds, None if completed else "aborted")
 
-    async def _stream_body(
-        self, response: aiohttp.ClientResponse, receive: Receive, send: Send, can_watch: bool
-    ) -> bool:
+    async def _stream_body(self, response: UpstreamResponse, receive: Receive, send: Send, can_watch: bool) -> bool:
         """Stream the upstream's body to the client. False when the upstream failed mid-body: the response is
         then left incomplete, so the server drops the connection and the client sees a truncated transfer."""
-        content = response.content
         watcher: asyncio.Task[None] | None = None
         chunks = 0
         try:
             while True:
                 try:
-                    chunk = await content.readany()
-                except (TimeoutError, aiohttp.ClientError) as error:
-                    log.warning("upstream failed mid-response: %r", error)
-                    response.close()
+                    chunk = await response.read()
+                except UpstreamError as error:
+                    log.warning("upstream failed mid-response: %s", error)
                     return False
-                if not chunk or content.at_eof():
-                    if reset_before_end(response):
-                        log.warning("upstream reset the connection that ends its response: the body may be cut")
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                        return False
+                if response.finished:
                     await send({"type": "http.response.body", "body": chunk, "more_body": False})
                     return True
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -251,8 +254,7 @@ class Forwarder:
                 if watcher is None and can_watch and chunks >= DISCONNECT_WATCH_AFTER_CHUNKS:
                     watcher = asyncio.ensure_future(wait_for_disconnect(receive))
                 if watcher is not None and watcher.done():
-                    response.close()  # stop pulling a body nobody will read; the connection is not reused
-                    return True
+                    return True  # stop pulling a body nobody will read; release() closes the connection
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -276,12 +278,13 @@ class Forwarder:
         if target is None or connect["type"] != "websocket.connect":
             await send({"type": "websocket.close", "code": 1008})
             return Outcome(403)
+        headers = forwarded_headers(scope["headers"], facts, self._host_override, WEBSOCKET_HANDSHAKE)
         started = time.perf_counter()
         try:
             upstream = await self.session.ws_connect(
                 self.url(target),
                 protocols=scope.get("subprotocols") or (),
-                headers=forwarded_headers(scope["headers"], facts, self.host_override, WEBSOCKET_HANDSHAKE),
+                headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers],
                 autoping=True,
                 max_msg_size=0,
             )
@@ -300,18 +303,6 @@ class Forwarder:
             upstream_to_client.cancel()
             await upstream.close()
         return Outcome(101, upstream_seconds)
-
-
-def reset_before_end(response: aiohttp.ClientResponse) -> bool:
-    """Did a body without Content-Length or chunked framing end with a connection reset rather than a close?
-
-    Such a body ends when the upstream closes the connection, and aiohttp reports the end of the body either way;
-    only the connection's protocol keeps the reset (an OSError; a clean close leaves ServerDisconnectedError).
-    Passed on as a complete response, a download cut by a crashing upstream would look whole to the client."""
-    if response.content_length is not None or "chunked" in response.headers.get("transfer-encoding", "").lower():
-        return False  # framed: aiohttp itself raises when such a body is cut short
-    protocol = response._protocol  # aiohttp keeps no public handle once the connection has been released
-    return protocol is not None and isinstance(protocol.exception(), OSError)
 
 
 def sendable_close_code(code: int | None) -> int:
