@@ -36,6 +36,8 @@ class FallbackStore:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._warned_at = -WARN_EVERY_SECONDS
+        self._durations: dict[str, Any] = {}  # each operation's labelled histogram, looked up once
+        self._prompt: frozenset[str] = getattr(shared, "prompt_operations", frozenset())
 
     @property
     def degraded(self) -> bool:
@@ -47,12 +49,37 @@ class FallbackStore:
     ) -> tuple[T, bool]:
         """The shared store's answer, or the fallback's when it fails or misses the deadline; and which it was.
 
-        The shared call runs as a task that is abandoned at the deadline: cancelling an await directly is not
-        reliably prompt on Python 3.11 (asyncio.wait_for inside redis-py can swallow the cancellation)."""
+        When the shared store says the operation is prompt to cancel (`prompt_operations`: gate's own Redis
+        client, whose every await is on a plain future), the deadline cancels the call where it waits: no task.
+        Otherwise (redis-py's client: Cluster, Sentinel, scans and hashes) the call runs as a task that is
+        abandoned at the deadline: cancelling an await directly is not reliably prompt on Python 3.11
+        (asyncio.wait_for inside redis-py can swallow the cancellation)."""
         started = time.monotonic()
         if self._down_since is not None and started < self._retry_at:
             return await local(), True
-        task = asyncio.ensure_future(shared())
+        try:
+            if operation in self._prompt:
+                async with asyncio.timeout(self.timeout):
+                    result = await shared()
+            else:
+                result = await self._abandoned_at_deadline(shared())
+        except TimeoutError:
+            self._failed(operation, f"no answer within {self.timeout:g} s", started)
+            return await local(), True
+        except StoreUnavailable as error:
+            self._failed(operation, error, started)
+            return await local(), True
+        self._succeeded(started)
+        duration = self._durations.get(operation)
+        if duration is None:
+            duration = self._durations[operation] = metrics.store_duration.labels(operation)
+        duration.observe(time.monotonic() - started)
+        return result, False
+
+    async def _abandoned_at_deadline(self, call: Awaitable[T]) -> T:
+        """The call's outcome, run as a task; TimeoutError when it misses the deadline (the task is cancelled and
+        left to finish on its own)."""
+        task = asyncio.ensure_future(call)
         try:
             done, _ = await asyncio.wait({task}, timeout=self.timeout)
         except asyncio.CancelledError:
@@ -61,16 +88,8 @@ class FallbackStore:
         if not done:
             task.cancel()
             task.add_done_callback(_consume)
-            self._failed(operation, f"no answer within {self.timeout:g} s", started)
-            return await local(), True
-        try:
-            result = task.result()
-        except StoreUnavailable as error:
-            self._failed(operation, error, started)
-            return await local(), True
-        self._succeeded(started)
-        metrics.store_duration.labels(operation).observe(time.monotonic() - started)
-        return result, False
+            raise TimeoutError
+        return task.result()
 
     def _failed(self, operation: str, error: object, now: float) -> None:
         metrics.store_errors_total.labels(operation).inc()

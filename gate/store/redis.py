@@ -1,4 +1,8 @@
-"""The shared store: Redis (or Redis Cluster) through one connection pool, scripts loaded once.
+"""The shared store: Redis (or Redis Cluster, or a primary found by Sentinel), scripts loaded once.
+
+A plain server (redis://, rediss://, unix://) is reached for the request path's calls (get, set, incr, delete, ttl,
+rate_limit, ping) through gate's own multiplexed client (gate/store/resp.py): one connection, no pool. The rest
+(scan, hashes of counters) and every call to a Cluster or through Sentinel go through redis-py's client.
 
 Keys are prefixed with `gate:` so gate can share a Redis with other users; every write sets an expiry.
 """
@@ -14,34 +18,32 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from gate.store.base import Quota, StoreError, StoreUnavailable, Verdict, Verdicts
+from gate.store.base import Quota, StoreUnavailable, Verdict, Verdicts
 from gate.store.gcra import milliseconds
+from gate.store.resp import Argument, RespClient, Script, endpoint_from_url, refusal
 
 T = TypeVar("T")
 
 KEY_PREFIX = "gate:"
-# Socket timeouts are a backstop (FallbackStore's deadline is much shorter). Every concurrent command needs a
-# connection of its own: the pool must hold as many as a worker has requests in flight.
+# Socket timeouts are a backstop (FallbackStore's deadline is much shorter). Every concurrent command on redis-py's
+# client needs a connection of its own: the pool must hold as many as a worker has requests in flight.
 DEFAULT_OPTIONS = {"socket_timeout": "0.5", "socket_connect_timeout": "0.5", "max_connections": "1024"}
-# Replies that mean the caller asked for something wrong; every other refusal (OOM, MISCONF, LOADING, READONLY,
-# MASTERDOWN, CLUSTERDOWN, TRYAGAIN, NOPERM, ...) means Redis cannot serve now, and a fallback may answer.
-CALLER_ERRORS = ("WRONGTYPE", "value is not an integer")
 
 # INCRBY and set the expiry only when the counter is new: one atomic round trip.
-INCR_WITH_TTL = """
+INCR_WITH_TTL = Script("""
 local value = redis.call('INCRBY', KEYS[1], ARGV[2])
 if redis.call('PTTL', KEYS[1]) < 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return value
-"""
+""")
 
 
 # GCRA over several keys, atomically, on the server's clock (every gate instance sees the same time): the same
 # arithmetic as gate.store.gcra. ARGV[1] is 1 when KEYS[1] is the client's ban key; then ARGV holds interval_ms and
 # burst per quota key. Returns {banned_ms, verdict...} with a verdict {allowed, remaining, retry_ms, reset_ms} per
 # quota; a ban (banned_ms > 0) or any refusal writes nothing.
-RATE_LIMIT = """
+RATE_LIMIT = Script("""
 if redis.replicate_commands then redis.replicate_commands() end
 local first = 1
 if ARGV[1] == '1' then
@@ -74,7 +76,7 @@ if allowed then
     end
 end
 return reply
-"""
+""")
 SCAN_BATCH = 1000
 UNCHARGED = Verdict(True, 0, 0.0, 0.0)  # a quota in a slot never charged because another refused first
 GLOB_SPECIAL = re.compile(r"[\\*?\[\]]")
@@ -117,14 +119,19 @@ def sentinel_client(url: str) -> tuple[Any, list[Any]]:
 
 
 class RedisStore:
-    def __init__(self, client: Any, sentinels: Sequence[Any] = ()) -> None:
+    # The operations that go through the lean client when there is one: every await on their way is on a plain
+    # future, so a deadline (FallbackStore) may cancel them directly.
+    LEAN_OPERATIONS = frozenset({"get", "set", "incr", "delete", "ttl", "rate_limit", "ping"})
+
+    def __init__(self, client: Any, sentinels: Sequence[Any] = (), lean: RespClient | None = None) -> None:
         self._client = client
         self._sentinels = sentinels
+        self._lean = lean
         self._cluster = isinstance(client, aioredis.RedisCluster)
         self._started = not self._cluster
         self._starting = asyncio.Lock()
-        self._incr = client.register_script(INCR_WITH_TTL)
-        self._rate_limit = client.register_script(RATE_LIMIT)
+        self._scripts = {script: client.register_script(script.body) for script in (INCR_WITH_TTL, RATE_LIMIT)}
+        self.prompt_operations = self.LEAN_OPERATIONS if lean is not None else frozenset()
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -135,7 +142,8 @@ class RedisStore:
         if scheme in ("redis+cluster", "rediss+cluster"):
             plain = scheme.removesuffix("+cluster") + url[len(scheme) :]
             return cls(aioredis.RedisCluster.from_url(plain))
-        return cls(aioredis.Redis.from_url(url))
+        endpoint = endpoint_from_url(url)
+        return cls(aioredis.Redis.from_url(url), lean=RespClient(endpoint) if endpoint is not None else None)
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -143,11 +151,21 @@ class RedisStore:
                 await self._start_cluster()
             return await operation()
         except ResponseError as error:
-            if any(sign in str(error) for sign in CALLER_ERRORS):
-                raise StoreError(f"redis: {error}") from error
-            raise StoreUnavailable(f"redis: {error}") from error
+            raise refusal(str(error)) from error
         except (RedisError, RedisClusterException, OSError) as error:
             raise StoreUnavailable(f"redis: {error or type(error).__name__}") from error
+
+    async def _command(self, *arguments: Argument) -> Any:
+        """One command's reply, from the lean client when there is one."""
+        if self._lean is not None:
+            return await self._lean.execute(*arguments)
+        return await self._client.execute_command(*arguments)
+
+    async def _run(self, script: Script, keys: Sequence[Argument], arguments: Sequence[Argument]) -> Any:
+        """A script's reply (by SHA, loaded again when Redis lost it), from the lean client when there is one."""
+        if self._lean is not None:
+            return await self._lean.evalsha(script, keys, arguments)
+        return await self._scripts[script](keys=keys, args=arguments)
 
     async def _start_cluster(self) -> None:
         """Learn the cluster's slots once, before any command: redis-py's RedisCluster (8.1) sends some commands
@@ -158,26 +176,25 @@ class RedisStore:
                 self._started = True
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._call(lambda: self._client.get(KEY_PREFIX + key))
+        value: bytes | None = await self._call(lambda: self._command("GET", KEY_PREFIX + key))
         return value
 
     async def set(self, key: str, value: bytes, ttl: float, *, only_if_absent: bool = False) -> bool:
-        done = await self._call(
-            lambda: self._client.set(KEY_PREFIX + key, value, px=milliseconds(ttl), nx=only_if_absent)
-        )
-        return bool(done)
+        command = ("SET", KEY_PREFIX + key, value, "PX", milliseconds(ttl), *(("NX",) if only_if_absent else ()))
+        done = await self._call(lambda: self._command(*command))
+        return bool(done)  # OK (or True from redis-py), None when NX found the key
 
     async def incr(self, key: str, ttl: float, amount: int = 1) -> int:
-        value = await self._call(lambda: self._incr(keys=[KEY_PREFIX + key], args=[milliseconds(ttl), amount]))
+        value = await self._call(lambda: self._run(INCR_WITH_TTL, [KEY_PREFIX + key], [milliseconds(ttl), amount]))
         return int(value)
 
     async def delete(self, key: str) -> bool:
-        removed = await self._call(lambda: self._client.delete(KEY_PREFIX + key))
+        removed = await self._call(lambda: self._command("DEL", KEY_PREFIX + key))
         return bool(removed)
 
     async def ttl(self, key: str) -> float | None:
-        milliseconds = await self._call(lambda: self._client.pttl(KEY_PREFIX + key))
-        return None if milliseconds < 0 else milliseconds / 1000
+        left = int(await self._call(lambda: self._command("PTTL", KEY_PREFIX + key)))
+        return None if left < 0 else left / 1000
 
     async def rate_limit(self, quotas: Sequence[Quota], ban_key: str | None = None) -> Verdicts:
         if not self._cluster:
@@ -217,7 +234,7 @@ class RedisStore:
         for quota in quotas:
             keys.append(KEY_PREFIX + quota.key)
             arguments += [milliseconds(quota.interval), quota.burst]
-        banned_ms, *replies = await self._rate_limit(keys=keys, args=arguments)
+        banned_ms, *replies = await self._run(RATE_LIMIT, keys, arguments)
         if banned_ms > 0:
             return Verdicts([], banned_ms / 1000)
         return Verdicts(
@@ -272,9 +289,11 @@ class RedisStore:
         return await self._call(read)
 
     async def ping(self) -> None:
-        await self._call(lambda: self._client.ping())
+        await self._call(lambda: self._command("PING"))
 
     async def close(self) -> None:
+        if self._lean is not None:
+            await self._lean.close()
         await self._client.aclose()
         for sentinel in self._sentinels:
             await sentinel.aclose()
