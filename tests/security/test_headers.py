@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.gate_process import GateProcess, start_gate
-from tests.support.recording import ANSWER, RecordingUpstream, recording_upstream
+from tests.support.gate_process import GateProcess, started_gates
+from tests.support.recording import ANSWER, RecordingUpstream
 
 CURL = "curl/8.5.0"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -29,26 +29,12 @@ INJECTED = b"X-Injected: yes"
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingUpstream]:
-    with recording_upstream(tmp_path_factory.mktemp("upstream")) as recorder:
-        yield recorder
-
-
-@pytest.fixture(scope="module")
 def gates(tmp_path_factory: pytest.TempPathFactory, upstream: RecordingUpstream) -> Iterator[dict[str, GateProcess]]:
     """`direct`: clients connect to gate itself; `behind`: gate behind a trusted proxy on 127.0.0.1."""
-    directory = tmp_path_factory.mktemp("headers")
-    rules = directory / "rules.yaml"
-    rules.write_text(RULES)
-    direct = start_gate(directory / "direct", upstream.url, "--rules", str(rules))
-    try:
-        behind = start_gate(directory / "behind", upstream.url, "--rules", str(rules), "--trusted-proxy", "127.0.0.1")
-        try:
-            yield {"direct": direct, "behind": behind}
-        finally:
-            behind.stop()
-    finally:
-        direct.stop()
+    with started_gates(
+        tmp_path_factory.mktemp("headers"), upstream.url, RULES, direct=(), behind=("--trusted-proxy", "127.0.0.1")
+    ) as gates:
+        yield gates
 
 
 def get(gate: GateProcess, path: str, **headers: str) -> httpx.Response:

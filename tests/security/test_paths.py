@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.gate_process import GateProcess, start_gate
-from tests.support.recording import ANSWER, RecordingUpstream, recording_upstream
+from tests.support.gate_process import AUTH_MODE, GateProcess, started_gates
+from tests.support.recording import ANSWER, RecordingUpstream
 
 CURL = "curl/8.5.0"
 RULES = """
@@ -91,27 +91,9 @@ def exchange(url: str, data: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingUpstream]:
-    with recording_upstream(tmp_path_factory.mktemp("upstream")) as recorder:
-        yield recorder
-
-
-@pytest.fixture(scope="module")
 def gates(tmp_path_factory: pytest.TempPathFactory, upstream: RecordingUpstream) -> Iterator[dict[str, GateProcess]]:
-    directory = tmp_path_factory.mktemp("paths")
-    rules = directory / "rules.yaml"
-    rules.write_text(RULES)
-    proxy = start_gate(directory / "proxy", upstream.url, "--rules", str(rules))
-    try:
-        auth = start_gate(
-            directory / "auth", upstream.url, "--rules", str(rules), "--mode", "auth", "--trusted-proxy", "127.0.0.1/32"
-        )
-        try:
-            yield {"proxy": proxy, "auth": auth}
-        finally:
-            auth.stop()
-    finally:
-        proxy.stop()
+    with started_gates(tmp_path_factory.mktemp("paths"), upstream.url, RULES, proxy=(), auth=AUTH_MODE) as gates:
+        yield gates
 
 
 def test_the_open_path_is_open_and_others_are_closed_to_the_client(

@@ -13,8 +13,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 import pytest
 
-from tests.support.gate_process import GateProcess, start_gate
-from tests.support.recording import RecordingUpstream, recording_upstream
+from tests.support.gate_process import AUTH_MODE, GateProcess, started_gates
+from tests.support.recording import RecordingUpstream
 from tests.support.solver import PageChallenge, read_challenge
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -102,27 +102,9 @@ def assert_stays_on_site(location: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingUpstream]:
-    with recording_upstream(tmp_path_factory.mktemp("upstream")) as recorder:
-        yield recorder
-
-
-@pytest.fixture(scope="module")
 def gates(tmp_path_factory: pytest.TempPathFactory, upstream: RecordingUpstream) -> Iterator[dict[str, GateProcess]]:
-    directory = tmp_path_factory.mktemp("redirects")
-    rules = directory / "rules.yaml"
-    rules.write_text(RULES)
-    proxy = start_gate(directory / "proxy", upstream.url, "--rules", str(rules))
-    try:
-        auth = start_gate(
-            directory / "auth", upstream.url, "--rules", str(rules), "--mode", "auth", "--trusted-proxy", "127.0.0.1/32"
-        )
-        try:
-            yield {"proxy": proxy, "auth": auth}
-        finally:
-            auth.stop()
-    finally:
-        proxy.stop()
+    with started_gates(tmp_path_factory.mktemp("redirects"), upstream.url, RULES, proxy=(), auth=AUTH_MODE) as gates:
+        yield gates
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 from gate.keys import KeyRing, write_key_file
 from tests.policy.helpers import GPTBOT_UA
 from tests.support.gate_process import GateProcess, start_gate
-from tests.support.recording import RecordingUpstream, recording_upstream
+from tests.support.recording import RecordingUpstream
 from tests.support.solver import read_challenge, submit
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -74,12 +74,6 @@ class Session:
     def keep(self, response: httpx.Response) -> httpx.Response:
         self.answers.append(response)
         return response
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingUpstream]:
-    with recording_upstream(tmp_path_factory.mktemp("upstream")) as recorder:
-        yield recorder
 
 
 @pytest.fixture(scope="module")

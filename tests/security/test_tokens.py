@@ -23,7 +23,7 @@ from gate.challenge.tokens import PassToken
 from gate.keys import KeyRing, SecretKey, write_key_file
 from gate.terms.consent import ConsentToken
 from tests.support.gate_process import GateProcess, start_gate
-from tests.support.recording import RecordingUpstream, recording_upstream
+from tests.support.recording import RecordingUpstream
 from tests.support.redis_server import redis_server
 from tests.support.solver import read_challenge, solve
 
@@ -59,12 +59,6 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     current, previous = write_key_file(path, rotate=True).keys
     assert retired.signing not in (current, previous)
     return Keys(path, KeyRing((current,)), KeyRing((previous,)), retired, KeyRing((SecretKey.generate(),)))
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingUpstream]:
-    with recording_upstream(tmp_path_factory.mktemp("upstream")) as recorder:
-        yield recorder
 
 
 @pytest.fixture(scope="module")

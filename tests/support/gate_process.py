@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,3 +136,21 @@ def start_gate(
 def start_transparent_gate(directory: Path, upstream: str, *arguments: str, host: str = "127.0.0.1") -> GateProcess:
     """A gate whose rules allow everything."""
     return start_gate(directory, upstream, "--rules", str(ALLOW_ALL), *arguments, host=host)
+
+
+AUTH_MODE = ("--mode", "auth", "--trusted-proxy", "127.0.0.1/32")
+
+
+@contextmanager
+def started_gates(
+    directory: Path, upstream: str, rules: str, **variants: tuple[str, ...]
+) -> Iterator[dict[str, GateProcess]]:
+    """One gate per named variant (its extra arguments), all on the same rules, stopped together."""
+    path = directory / "rules.yaml"
+    path.write_text(rules)
+    with ExitStack() as running:
+        gates = {}
+        for name, arguments in variants.items():
+            gates[name] = start_gate(directory / name, upstream, "--rules", str(path), *arguments)
+            running.callback(gates[name].stop)
+        yield gates
