@@ -16,9 +16,9 @@ from __future__ import annotations
 import socket
 import socketserver
 import struct
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+
+from tests.support.http_server import http_server
 
 SHORT_LENGTH = 10_000
 SHORT_SENT = 1000
@@ -75,20 +75,6 @@ class _Handler(socketserver.BaseRequestHandler):
             connection.close()
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-@contextmanager
-def faulty_upstream() -> Iterator[str]:
+def faulty_upstream() -> AbstractContextManager[str]:
     """Serve until the block ends; yields the upstream's base URL."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    return http_server(_Handler)

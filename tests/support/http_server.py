@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import socketserver
 import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def http_server(handler: Callable[..., BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> Iterator[str]:
-    """Serve with `handler` until the block ends (over TLS with a server context); yields the server's base URL."""
+def http_server(
+    handler: Callable[..., socketserver.BaseRequestHandler], tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
+    """Serve with `handler` (an HTTP handler, or a raw one that writes bytes itself) until the block ends, over TLS
+    with a server context; yields the server's base URL."""
     server: ThreadingHTTPServer = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
