@@ -24,6 +24,7 @@ MAX_UPSTREAM_HEADER_BYTES = 65536
 IDLE_SECONDS = 15.0  # nginx keeps idle connections 75 s by default, so gate closes first and rarely meets a stale one
 MAX_IDLE = 256
 LAST_CHUNK = b"0\r\n\r\n"
+REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 # The next piece of a request body and whether more follows; it may raise to abandon the request.
 BodySource = Callable[[], Awaitable[tuple[bytes, bool]]]
@@ -266,6 +267,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks --------------------------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.head_done:  # more after this response (an upstream that miscounted): never read it as the next one
+            self.keep_alive = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.head_done:
             return  # a trailer field after a chunked body: not forwarded
@@ -469,7 +474,9 @@ class UpstreamClient:
                 return await self._exchange(connection, head, body, chunked, skip_body)
             except StaleConnection:
                 connection.close()
-                if body is not None:  # a body already pulled from the client cannot be sent again
+                # Sent again only when that cannot do anything twice: no body (one already pulled from the client
+                # cannot be sent again) and a method that changes nothing (the upstream may have acted, then closed).
+                if body is not None or method not in REPLAYABLE:
                     raise
             except BaseException:
                 connection.close()

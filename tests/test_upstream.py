@@ -49,6 +49,8 @@ ANSWERS = {
     "/short": Answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", then="close"),
     "/huge-head": Answer(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n"),
     "/slow": Answer(PAGE, delay=0.2),
+    # An upstream that sends more than its framing says: the rest must never be read as the next client's answer.
+    "/overlong": Answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 302 Found\r\nSet-Cookie: s=evil; x="),
     "/late": Answer(PAGE, delay=1.0),
 }
 
@@ -188,6 +190,22 @@ async def test_a_request_with_a_body_is_not_sent_twice() -> None:
         with pytest.raises(StaleConnection):
             await client.request("POST", "/page", [*HOST, (b"content-length", b"3")], body_of(b"abc"))
         assert upstream.accepts == 1
+
+
+async def test_a_bodiless_request_that_changes_something_is_not_sent_twice() -> None:
+    async with scripted(one_answer_per_connection=True) as (upstream, client):
+        await fetch(client, "/page")
+        with pytest.raises(StaleConnection):  # the upstream may have acted on it before closing
+            await client.request("POST", "/page", [*HOST, (b"content-length", b"0")])
+        assert upstream.accepts == 1
+
+
+async def test_bytes_past_a_responses_end_never_reach_the_next_request() -> None:
+    async with scripted() as (upstream, client):
+        assert (await fetch(client, "/overlong"))[1] == b"hi"
+        response, body = await fetch(client, "/page")  # on a fresh connection, not the polluted one
+        assert (response.status, body) == (200, b"hello")
+        assert upstream.accepts == 2
 
 
 @pytest.mark.parametrize(
