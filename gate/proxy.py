@@ -91,11 +91,14 @@ def forwarded_headers(
 
 
 def response_headers(
-    raw_headers: Sequence[tuple[bytes, bytes]], added: Sequence[tuple[bytes, bytes]] = ()
+    raw_headers: Sequence[tuple[bytes, bytes]], added: Sequence[tuple[bytes, bytes]] = (), bodiless: bool = False
 ) -> list[tuple[bytes, bytes]]:
-    """The upstream's end-to-end headers, plus gate's `added` ones the upstream did not set itself."""
+    """The upstream's end-to-end headers, plus gate's `added` ones the upstream did not set itself. A `bodiless`
+    answer (204, 304) loses its Content-Length: a 304 may carry the page's, but uvicorn would then wait for a body."""
     named = [(name.lower(), value) for name, value in raw_headers]
     dropped = HOP_BY_HOP | connection_tokens(named)
+    if bodiless:
+        dropped |= {b"content-length"}
     kept = [(name, value) for name, value in named if name not in dropped]
     if added:
         present = {name for name, _ in kept}
@@ -226,7 +229,7 @@ class Forwarder:
                 {
                     "type": "http.response.start",
                     "status": response.status,
-                    "headers": response_headers(response.headers, added),
+                    "headers": response_headers(response.headers, added, bodiless=response.status in (204, 304)),
                 }
             )
             completed = await self._stream_body(response, receive, send, body_done)

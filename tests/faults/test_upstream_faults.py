@@ -63,6 +63,21 @@ def test_a_body_the_upstream_cuts_short_reaches_the_client_incomplete(
     assert gate_before_faults.access_lines(path)[-1]["error"] == "aborted"
 
 
+def test_a_304_with_the_pages_content_length_reaches_the_client_without_failing(
+    gate_before_faults: GateProcess,
+) -> None:
+    def failures() -> int:  # uvicorn waiting for 2,048 bytes of a 304's body would fail the response here
+        return sum("Exception in ASGI application" in line["message"] for line in gate_before_faults.log_lines())
+
+    before = failures()
+    with httpx.Client(timeout=10) as client:
+        answers = [client.get(gate_before_faults.url + "/not-modified") for _ in range(2)]
+    assert [answer.status_code for answer in answers] == [304, 304]
+    assert answers[0].headers["etag"] == '"page"'
+    time.sleep(0.3)  # the log line of a failure comes after the response
+    assert failures() == before
+
+
 def test_a_close_delimited_body_ended_by_a_normal_close_is_passed_on_whole(gate_before_faults: GateProcess) -> None:
     response = httpx.get(gate_before_faults.url + "/unframed", timeout=10)
     assert response.status_code == 200

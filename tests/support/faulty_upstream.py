@@ -8,6 +8,7 @@
 | `/unframed` | the same, but closes the connection normally: a complete body |
 | `/short` | sends the headers (Content-Length: 10000) and 1000 bytes, then closes the connection normally |
 | `/cut-chunked` | sends a chunked body's first two chunks, then closes the connection before the last chunk |
+| `/not-modified` | a 304 carrying the page's Content-Length (allowed: it describes the page, not this answer) |
 | anything else | a complete 200 answer, `ok\n`, and closes the connection |
 """
 
@@ -69,6 +70,9 @@ class _Handler(socketserver.BaseRequestHandler):
         elif path == "/cut-chunked":
             chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in CHUNKS)
             connection.sendall(head("200 OK", "Transfer-Encoding: chunked") + chunks)
+            connection.close()
+        elif path == "/not-modified":
+            connection.sendall(head("304 Not Modified", "Content-Length: 2048", 'ETag: "page"'))
             connection.close()
         else:
             connection.sendall(head("200 OK", "Content-Length: 3") + b"ok\n")
