@@ -151,6 +151,14 @@ class GuardedProtocol(HttpToolsProtocol):
         self.reading_head = True
         super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.cycle.more_body and not self.transport.is_closing():
+            # Answered before the request's body was all read (a refusal, a challenge, an upstream that answers
+            # early): what the client still sends is drained for a moment, then the connection closes. Kept open,
+            # it would have no timer left to close it.
+            self.end_and_linger()
+
     def head_size(self) -> int:
         return len(self.url) + sum(len(name) + len(value) + HEADER_OVERHEAD for name, value in self.headers)
 
@@ -167,6 +175,12 @@ class GuardedProtocol(HttpToolsProtocol):
     def refuse(self, status: int, reason: str, message: str) -> None:
         metrics.client_errors_total.labels(reason).inc()
         self.unwatch()
+        if self.cycle is not None and not self.cycle.response_complete:
+            if self.cycle.response_started:  # a pipelined request went wrong while a response is being sent
+                self.transport.close()
+                return
+            self.cycle.disconnected = True  # the request was cut short: whatever the app answers is dropped
+            self.cycle.message_event.set()
         body = message.encode("ascii")
         self.transport.write(
             STATUS_LINE[status]
@@ -175,8 +189,11 @@ class GuardedProtocol(HttpToolsProtocol):
             + b"\r\nconnection: close\r\n\r\n"
             + body
         )
-        # Closing now, with the rest of the request unread, would send a reset that can destroy the answer before
-        # the client reads it: end the answer, then drain (and ignore) the client's input for a moment first.
+        self.end_and_linger()
+
+    def end_and_linger(self) -> None:
+        """Closing now, with the rest of the request unread, would send a reset that can destroy the answer before
+        the client reads it: end the output, then drain (and ignore) the client's input for a moment first."""
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.linger(0)
@@ -207,8 +224,8 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         if self.lingering >= 0:
             self.transport.close()
-        elif not self.reading_head and self.flow.read_paused:  # gate, not the client, is behind (a slow upstream)
-            self.watch(self.limits.stall_timeout)
+        elif not self.reading_head and (self.flow.read_paused or self.cycle.waiting_for_100_continue):
+            self.watch(self.limits.stall_timeout)  # gate, not the client, is behind (a slow upstream, no 100 sent yet)
         elif self.reading_head and self.head_bytes_read and (self.cycle is None or self.cycle.response_complete):
             self.refuse(408, "head-timeout", "Request timeout.")
         else:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gate.connection import LINGER_SECONDS
 from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import Nginx
 
@@ -162,3 +163,17 @@ def test_a_download_nobody_reads_is_dropped(strict_gate: GateProcess, site_root:
     assert len(received) < 64 << 20
     assert strict_gate.metric("gate_client_errors_total", reason="download-stalled") >= 1
     assert served_promptly(strict_gate) < 0.5
+
+
+def test_an_upload_answered_before_its_end_cannot_keep_the_connection(strict_gate: GateProcess) -> None:
+    # gate answers its own 404 without reading the body; the client then trickles and stops. Kept open, the
+    # connection would have no timer left at all.
+    with connect(strict_gate) as connection:
+        connection.sendall(
+            b"POST /.gate/nothing-here HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n" + b"u" * 10
+        )
+        time.sleep(0.3)
+        connection.sendall(b"u")
+        response, waited = read_until_closed(connection)
+    assert response.startswith(b"HTTP/1.1 404 ")
+    assert waited < LINGER_SECONDS + SLACK

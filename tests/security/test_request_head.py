@@ -3,6 +3,9 @@ any rule or upstream sees them, with a status the client can read."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
 from tests.support.gate_process import GateProcess
@@ -104,3 +107,13 @@ def test_a_flood_of_malformed_requests_is_counted_but_hardly_logged(gate: GatePr
         gate.exchange(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
     assert gate.metric("gate_client_errors_total", reason="malformed") == before[1] + 30
     assert logged() - before[0] <= 1
+
+
+def test_an_oversized_pipelined_head_never_lands_inside_the_response_in_progress(gate: GateProcess) -> None:
+    with socket.create_connection((gate.host, gate.port), timeout=10) as connection:
+        connection.sendall(b"GET /stall HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.5.0\r\n\r\n")
+        time.sleep(0.3)  # the response has started ("first"), the rest is 5 s away
+        connection.sendall(b"GET /uri/next HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000)
+        received = b"".join(iter(lambda: connection.recv(65536), b""))
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert b"431" not in received and b"too large" not in received
