@@ -48,11 +48,16 @@ class RuleIndex:
         self.user_agents: Any = None
         self.user_agent_rules: list[int] = []
         if user_agents:
-            self.user_agents = re2.Set.SearchSet()
-            for pattern, number in user_agents:
-                self.user_agents.Add(pattern)
-                self.user_agent_rules.append(number)
-            self.user_agents.Compile()
+            patterns = re2.Set.SearchSet()
+            for pattern, _ in user_agents:
+                patterns.Add(pattern)
+            try:
+                patterns.Compile()
+            except re2.error:  # more than RE2's memory budget for one set: these rules are tried one by one
+                self.always = sorted(self.always + [number for _, number in user_agents])
+            else:
+                self.user_agents = patterns
+                self.user_agent_rules = [number for _, number in user_agents]
         self.networks = NetworkIndex(networks) if networks else None
 
     def candidates(self, facts: Facts, signals: Signals) -> list[int]:

@@ -121,7 +121,7 @@ def load_policy(path: Path) -> Policy:
     ja4 = JA4Settings(collected.ja4_header, collected.ja4_lists) if collected.ja4_header else None
     weights = dict(SIGNAL_WEIGHTS) | {name: weight for name, (weight, _) in collected.weights.items()}
     default_effect, default_source = collected.default or (Effect(Action.ALLOW), "built-in")
-    return Policy(
+    policy = Policy(
         rules=tuple(rules),
         thresholds=tuple(sorted(collected.thresholds or [], key=lambda threshold: -threshold.score)),
         default=Threshold("default", float("-inf"), default_effect, default_source),
@@ -136,6 +136,8 @@ def load_policy(path: Path) -> Policy:
         terms=collected.terms or Terms(),
         signers=frozenset(collected.signers).union(*(entry.proofs.signers for entry in collected.verified)),
     )
+    _ = policy.index  # built now, not by the first request after a load or reload
+    return policy
 
 
 def _version(files: list[Path]) -> str:
@@ -776,7 +778,8 @@ class _Compiler:
             methods = frozenset(value.upper() for value in values)
             return Condition(f"method is {shown}", lambda facts, _: facts.method in methods, ("method", methods))
         if key == "path":
-            path_pattern = re.compile("|".join(glob_to_regex(value) for value in values))
+            # DOTALL: a decoded path can hold a newline (%0A), which `**` must cross like any other character
+            path_pattern = re.compile("|".join(glob_to_regex(value) for value in values), re.DOTALL)
             segments = [literal_first_segment(value) for value in values]
             return Condition(
                 f"path matches {shown}",
@@ -784,7 +787,9 @@ class _Compiler:
                 None if None in segments else ("path_segment", frozenset(segments)),
             )
         if key == "host":
-            host_pattern = re.compile("|".join(glob_to_regex(value.lower(), separator=".") for value in values))
+            host_pattern = re.compile(
+                "|".join(glob_to_regex(value.lower(), separator=".") for value in values), re.DOTALL
+            )
             return Condition(
                 f"host matches {shown}",
                 lambda facts, _: host_pattern.fullmatch(hostname(facts.host)) is not None,

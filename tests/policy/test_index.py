@@ -109,3 +109,27 @@ def test_the_shipped_size_of_policy_builds_no_index(tmp_path: Path) -> None:
         json.dumps({"version": 1, "rules": [{"name": "r", "match": {"method": ["POST"]}, "action": "deny"}]})
     )
     assert load_policy(path).index is None
+
+
+def test_more_user_agent_regexes_than_one_re2_set_holds_are_still_matched(tmp_path: Path) -> None:
+    # Each regex compiles alone, but together they pass RE2's memory budget for one set: tried one by one instead.
+    rules = [
+        {"name": f"tool-{n}", "match": {"user_agent": rf"Mozilla/5\.0 .{{0,100}}tool{n}\b"}, "action": "deny"}
+        for n in range(300)
+    ]
+    path = tmp_path / "rules.yaml"
+    path.write_text(json.dumps({"version": 1, "import": ["shipped:default.yaml"], "rules": rules}))
+    policy = load_policy(path)
+    facts = facts_for(headers=[("User-Agent", "Mozilla/5.0 (X11) tool277 crawler")])
+    decision = policy.evaluate(facts, policy.fingerprint(facts))
+    assert (decision.action.value, decision.rule) == ("deny", "tool-277")
+
+
+def test_a_newline_in_the_path_cannot_slip_past_a_glob(tmp_path: Path) -> None:
+    rules = [{"name": "admin", "match": {"path": ["/admin/**"]}, "action": "deny"}]
+    path = tmp_path / "rules.yaml"
+    path.write_text(json.dumps({"version": 1, "import": ["shipped:default.yaml"], "rules": rules}))
+    policy = load_policy(path)
+    for url in ("http://example.org/admin/x", "http://example.org/admin/%0Ax", "http://example.org/admin/a%0D%0Ab"):
+        facts = facts_for(url, headers=browser_headers())
+        assert policy.evaluate(facts, policy.fingerprint(facts)).rule == "admin", url
