@@ -89,6 +89,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_size = 0  # header bytes (exact, from the parser)
         self.raw_head = 0  # bytes fed before the head completed (bounds what the parser buffers)
+        self.body_bytes = 0
+        self.framing = 0  # bytes after the head that were not body since the last chunk began (trailers included)
         self.head_done = False
         self.interim = False
         self.framed = False  # Content-Length or chunked: an EOF before the end is a cut, not the end
@@ -206,6 +208,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.received = True
+        in_body, body_before = self.head_done, self.body_bytes
         if not self.head_done:
             self.raw_head += len(data)
         try:
@@ -221,6 +224,11 @@ class UpstreamConnection(asyncio.Protocol):
         if self.error is not None:
             self.fail(self.error)
             return
+        if in_body:
+            self.framing += len(data) - (self.body_bytes - body_before)
+            if self.framing > MAX_UPSTREAM_HEADER_BYTES:  # a trailer (or chunk extension) httptools would keep
+                self.fail(UpstreamBodyError(f"over {MAX_UPSTREAM_HEADER_BYTES} bytes of chunk framing or trailers"))
+                return
         if not self.head_done and self.raw_head > MAX_UPSTREAM_HEADER_BYTES:
             self.fail(UpstreamError(f"response head over {MAX_UPSTREAM_HEADER_BYTES} bytes"))
             return
@@ -301,7 +309,11 @@ class UpstreamConnection(asyncio.Protocol):
                 self.keep_alive = self.parser.should_keep_alive()
                 self._new_parser = True
 
+    def on_chunk_header(self) -> None:
+        self.framing = 0
+
     def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
         if self.complete:
             self.keep_alive = False  # a body after a HEAD response's head, or after the end
         elif self.head_done:

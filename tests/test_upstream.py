@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,9 @@ ANSWERS = {
     "/short": Answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", then="close"),
     "/huge-head": Answer(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n"),
     "/slow": Answer(PAGE, delay=0.2),
+    "/huge-trailer": Answer(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Big: " + b"t" * 300_000
+    ),
     # An upstream that sends more than its framing says: the rest must never be read as the next client's answer.
     "/overlong": Answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 302 Found\r\nSet-Cookie: s=evil; x="),
     "/late": Answer(PAGE, delay=1.0),
@@ -245,6 +249,14 @@ async def test_a_body_shorter_than_its_content_length_is_an_error() -> None:
     async with scripted() as (_, client):
         with pytest.raises(UpstreamBodyError):
             await fetch(client, "/short")
+
+
+async def test_an_endless_trailer_is_cut_instead_of_buffered() -> None:
+    async with scripted() as (_, client):
+        started = time.monotonic()
+        with pytest.raises(UpstreamBodyError):
+            await fetch(client, "/huge-trailer")
+        assert time.monotonic() - started < 1.0  # cut as the bytes come, not after the 2 s read timeout
 
 
 async def test_an_oversized_response_head_is_a_protocol_error() -> None:
