@@ -189,6 +189,7 @@ class Children:
 request_counts = Children(requests_total)
 agent_request_counts = Children(agent_requests_total)
 request_durations = Children(request_duration)
+store_durations = Children(store_duration)
 
 
 def registry() -> CollectorRegistry:

@@ -36,7 +36,6 @@ class FallbackStore:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._warned_at = -WARN_EVERY_SECONDS
-        self._durations: dict[str, Any] = {}  # each operation's labelled histogram, looked up once
         self._prompt: frozenset[str] = getattr(shared, "prompt_operations", frozenset())
 
     @property
@@ -70,10 +69,7 @@ class FallbackStore:
             self._failed(operation, error, started)
             return await local(), True
         self._succeeded(started)
-        duration = self._durations.get(operation)
-        if duration is None:
-            duration = self._durations[operation] = metrics.store_duration.labels(operation)
-        duration.observe(time.monotonic() - started)
+        metrics.store_durations(operation).observe(time.monotonic() - started)
         return result, False
 
     async def _abandoned_at_deadline(self, call: Awaitable[T]) -> T:
