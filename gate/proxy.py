@@ -136,9 +136,8 @@ class Forwarder:
     def __init__(self, upstream: Upstream, preserve_host: bool, connect_timeout: float, read_timeout: float):
         self.upstream = upstream
         self.base = upstream.origin + upstream.base_path
-        self.host_override = None if preserve_host else upstream.host
-        self._host_override = None if preserve_host else upstream.host.encode("latin-1")
-        self._default_host = upstream.host.encode("latin-1")
+        self.host_override = None if preserve_host else upstream.host  # also for gate's own fetches (str)
+        self.upstream_host = upstream.host.encode("latin-1")  # encoded once, not per request
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
         self.client = UpstreamClient(upstream, connect_timeout, read_timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -179,7 +178,7 @@ class Forwarder:
     async def ping(self) -> None:
         """Raise when the upstream cannot be reached (used by /readyz): any HTTP answer counts as reachable."""
         try:
-            response = await self.client.request("HEAD", self.upstream.base_path + "/", [(b"host", self._default_host)])
+            response = await self.client.request("HEAD", self.upstream.base_path + "/", [(b"host", self.upstream_host)])
         except UpstreamError as error:
             raise ConnectionError(f"{error.kind}: {error}") from error
         response.release()
@@ -204,9 +203,8 @@ class Forwarder:
             body_done = not more
             return message.get("body", b""), more
 
-        host = self._host_override
-        if host is None and "host" not in facts.headers:
-            host = self._default_host  # an HTTP/1.0 client without Host: HTTP/1.1 needs one
+        # The upstream's own Host when configured, or for an HTTP/1.0 client without one (HTTP/1.1 needs it).
+        host = self.upstream_host if self.host_override is not None or "host" not in facts.headers else None
         headers = forwarded_headers(scope["headers"], facts, host)
         started = time.perf_counter()
         try:
@@ -281,7 +279,8 @@ class Forwarder:
         if target is None or connect["type"] != "websocket.connect":
             await send({"type": "websocket.close", "code": 1008})
             return Outcome(403)
-        headers = forwarded_headers(scope["headers"], facts, self._host_override, WEBSOCKET_HANDSHAKE)
+        host = self.upstream_host if self.host_override is not None else None
+        headers = forwarded_headers(scope["headers"], facts, host, WEBSOCKET_HANDSHAKE)
         started = time.perf_counter()
         try:
             upstream = await self.session.ws_connect(
