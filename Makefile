@@ -70,9 +70,12 @@ bench: $(VENV)/.test-deps system-deps
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.store
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.proxy $(ARGS)
 
-# Coverage-guided fuzzing (atheris) of the token and cookie parsers, FUZZ_SECONDS per target (the tests run each for
-# a few seconds). The corpus grows in fuzz/corpus/ between runs; an input that crashes a parser lands in fuzz/crashes/.
+# The property tests with fresh random examples (`make test` draws the same ones each run), then coverage-guided
+# fuzzing (atheris) of the token and cookie parsers, FUZZ_SECONDS per target (the tests run each for a few seconds).
+# The corpus grows in fuzz/corpus/ between runs; an input that crashes a parser lands in fuzz/crashes/.
 fuzz: $(VENV)/.test-deps
+	$(BIN)/pytest -p no:cacheprovider --hypothesis-profile=explore --hypothesis-show-statistics -q \
+		$$(grep -rl --include='*.py' '^from hypothesis' tests)
 	@for target in tokens cookies; do \
 		mkdir -p fuzz/corpus/$$target fuzz/crashes; \
 		echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import TEST_LOCATIONS, Nginx, start_nginx
@@ -17,6 +18,12 @@ from tests.support.redis_sentinel import redis_sentinel
 from tests.support.redis_server import redis_server
 
 FIXTURES = Path(__file__).parent / "data" / "site"
+
+# The property tests draw the same examples on every run, so that a test fails for the change that breaks it and not
+# for a lucky draw; `make fuzz` runs them with fresh random examples (--hypothesis-profile=explore) to find new cases.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("repeatable")
 
 
 @pytest.fixture(scope="session")

@@ -157,17 +157,20 @@ def _resolve(reference: str, base: Path) -> Path:
 
 def _expand(reference: str, base: Path) -> list[Path]:
     """The existing files a path or glob pattern names, relative to the file that names it; sorted."""
-    path = _resolve(reference, base)
-    if any(char in reference for char in "*?["):
-        return sorted(Path(found) for found in glob.glob(str(path)) if _is_file(Path(found)))
+    try:
+        path = _resolve(reference, base)
+        if any(char in reference for char in "*?["):
+            return sorted(Path(found) for found in glob.glob(str(path)) if _is_file(Path(found)))
+    except ValueError:  # a NUL or a lone surrogate: no file can have that name
+        return []
     return [path] if _is_file(path) else []
 
 
 def _is_file(path: Path) -> bool:
-    """Path.is_file, but False for a name the system refuses (too long, say) rather than an OSError."""
+    """Path.is_file, but False for a name the system refuses (too long, a NUL) rather than an error."""
     try:
         return path.is_file()
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -428,7 +431,7 @@ def _read_terms(document: Section, path: Path, collected: _Collected) -> None:
     if text_file:
         try:
             text = _resolve(text_file, path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
+        except (OSError, ValueError) as error:  # ValueError: undecodable text, or a name no file can have
             section.problem("text_file", f"text_file: cannot read {text_file!r}: {error}")
     for key, value, limit in (("version", version, 64), ("contact", contact, 300)):
         if len(value) > limit or any(ord(character) < 0x20 for character in value):

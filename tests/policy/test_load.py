@@ -279,6 +279,24 @@ def test_a_missing_rules_path_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     assert "no such rules file" in problems[0].message
 
 
+@pytest.mark.parametrize("name", ['"\\ud800"', '"a\\0b.yaml"', '"*\\ud800*"'])
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("agents: [{name}]", "no such file"),
+        ("import: [{name}]", "no such rules file"),
+        ("networks: {{office: {name}}}", "no such file"),
+        ("terms: {{text_file: {name}}}", "cannot read"),
+    ],
+)
+def test_a_file_name_no_file_can_have_is_a_problem_not_a_crash(
+    tmp_path: Path, section: str, expected: str, name: str
+) -> None:
+    # YAML can spell a lone surrogate or a NUL, which the file system refuses with a ValueError rather than an OSError.
+    (tmp_path / "rules.yaml").write_text(section.format(name=name) + "\n")
+    assert [expected in problem.message for problem in problems_of(tmp_path / "rules.yaml")] == [True]
+
+
 def test_a_directory_means_its_default_yaml(tmp_path: Path) -> None:
     (tmp_path / "default.yaml").write_text("rules: [{name: only, action: deny}]\n")
     assert [rule.name for rule in load_policy(tmp_path).rules] == ["only"]
