@@ -7,7 +7,8 @@ Configurations:
   presenting a valid pass token (fingerprinting, policy, token check, budget count, the guard's rate limit and
   forwarding all run) from a random address in its token's /24, which gate believes from 127.0.0.1;
 - nginx serving the page with auth_request to gate (deploy/nginx/gate-auth.conf's locations without TLS), the same
-  full pipeline, 2 workers.
+  full pipeline, 2 workers: asking gate every time, and with `--auth-cache 2` and the shipped config's proxy_cache,
+  where nginx reuses a let-through for the same client, URI, User-Agent and cookies for 2 s.
 Then the latency one client sees: wrk with one connection against the baseline and the full pipeline.
 
 The machine is shared and wrk runs on the same cores, so absolute figures drift between runs; the targets are
@@ -57,6 +58,9 @@ NGINX_DIRECT = "nginx direct"
 NGINX_PROXY = "nginx proxy (baseline)"
 FORWARDING_ONLY = "gate forwarding only, 2 workers"
 AUTH_MODE = "nginx + gate auth mode, full pipeline, 2 workers"
+AUTH_CACHE_SECONDS = 2
+AUTH_CACHED = f"nginx + gate auth mode, decisions reused {AUTH_CACHE_SECONDS} s, 2 workers"
+FULL_PIPELINE_2 = "gate full pipeline, 2 workers"
 NGINX_PROXY_SERVER = """
     upstream site {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
     server {{
@@ -73,6 +77,7 @@ NGINX_PROXY_SERVER = """
 # deploy/nginx/gate-auth.conf's decision locations, on plain HTTP so the figure compares with the baseline; the
 # client's address comes from wrk's X-Forwarded-For, as behind a load balancer.
 AUTH_SERVER = """
+    {cache_path}
     upstream gate {{ server 127.0.0.1:{gate_port}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{port};
@@ -96,11 +101,19 @@ AUTH_SERVER = """
             proxy_set_header X-Original-Method $request_method;
             proxy_set_header X-Real-IP $remote_addr;
             proxy_set_header X-Forwarded-For $remote_addr;
+            {cache}
         }}
     }}
 """
+# The shipped config's decision cache (deploy/nginx/gate-auth.conf), for the run with --auth-cache.
+AUTH_CACHE_PATH = (
+    "proxy_cache_path {directory} levels=1:2 keys_zone=gate_decisions:10m max_size=64m inactive=1m use_temp_path=off;"
+)
+AUTH_CACHE = """proxy_cache gate_decisions;
+            proxy_cache_key "$request_method $scheme://$host$request_uri|$remote_addr|$http_user_agent|$http_cookie|$http_authorization";"""
 
 REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([\d.]+)\s*$", re.MULTILINE)
+REQUESTS = re.compile(r"^\s+(\d+) requests in ", re.MULTILINE)
 P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
 P50 = re.compile(r"^\s+50%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
 NON_2XX_3XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
@@ -125,6 +138,7 @@ class Target:
 
 @dataclass(frozen=True)
 class WrkResult:
+    requests: int
     requests_per_second: float
     p50_ms: float
     p99_ms: float
@@ -137,6 +151,7 @@ class Measurement:
     round: int
     target: str
     result: WrkResult
+    warmup_requests: int
 
 
 @dataclass(frozen=True)
@@ -191,14 +206,16 @@ def run_wrk(url: str, connections: int, duration: int, script: Path | None = Non
 
 def parse_wrk(output: str) -> WrkResult:
     """Requests/sec, the 99% latency line of --latency in ms, and the error counts wrk prints only when non-zero."""
+    count = REQUESTS.search(output)
     requests = REQUESTS_PER_SECOND.search(output)
     p50 = P50.search(output)
     p99 = P99.search(output)
-    if requests is None or p50 is None or p99 is None:
+    if count is None or requests is None or p50 is None or p99 is None:
         raise ValueError(f"unexpected wrk output:\n{output}")
     non_2xx = NON_2XX_3XX.search(output)
     socket_errors = SOCKET_ERRORS.search(output)
     return WrkResult(
+        requests=int(count.group(1)),
         requests_per_second=float(requests.group(1)),
         p50_ms=float(p50.group(1)) * MILLISECONDS_PER_UNIT[p50.group(2)],
         p99_ms=float(p99.group(1)) * MILLISECONDS_PER_UNIT[p99.group(2)],
@@ -213,9 +230,9 @@ def measure_rounds(targets: Sequence[Target], options: Options) -> list[Measurem
     for number in range(1, options.rounds + 1):
         for target in targets:
             progress(f"round {number}/{options.rounds}: {target.name}")
-            run_wrk(target.url, options.connections, WARMUP_SECONDS, target.script)
+            warmup = parse_wrk(run_wrk(target.url, options.connections, WARMUP_SECONDS, target.script))
             result = parse_wrk(run_wrk(target.url, options.connections, options.duration, target.script))
-            measurements.append(Measurement(number, target.name, result))
+            measurements.append(Measurement(number, target.name, result, warmup.requests))
     return measurements
 
 
@@ -274,9 +291,25 @@ def measure_latency(baseline: Target, gate: Target) -> Latency:
     return Latency(before.p50_ms, through.p50_ms, before.p99_ms, through.p99_ms)
 
 
+@dataclass(frozen=True)
+class Reuse:
+    """With --auth-cache: how many of the requests nginx served gate was asked about."""
+
+    requests: int
+    decisions: int
+
+    @property
+    def reused_share(self) -> float:
+        return 1 - self.decisions / self.requests if self.requests else 0.0
+
+
+def requests_served(measurements: Sequence[Measurement], target: str) -> int:
+    return sum(m.result.requests + m.warmup_requests for m in measurements if m.target == target)
+
+
 def run_benchmark(
     options: Options,
-) -> tuple[list[Summary], list[Measurement], Latency, dict[str, list[str]]]:
+) -> tuple[list[Summary], list[Measurement], Latency, Reuse, dict[str, list[str]]]:
     with tempfile.TemporaryDirectory(prefix="gate-bench-") as temporary:
         directory = Path(temporary)
         gates: dict[str, GateProcess] = {}
@@ -287,9 +320,8 @@ def run_benchmark(
             def front(name: str, server: str, **fields: object) -> str:
                 """An nginx in front: the baseline proxy, or the one asking gate (auth mode)."""
                 port = free_port()
-                process = start_nginx_with(
-                    directory / name, server.format(port=port, root=SITE, **fields), port, workers=NGINX_WORKERS
-                )
+                config = server.format(port=port, root=SITE, **fields)
+                process = start_nginx_with(directory / name, config, port, workers=NGINX_WORKERS)
                 running.callback(stop, process)
                 return f"http://127.0.0.1:{port}"
 
@@ -318,11 +350,23 @@ def run_benchmark(
                 name = f"gate full pipeline, {workers} worker{'s' if workers > 1 else ''}"
                 targets.append(Target(name, start(name, True, "--workers", str(workers)).url, browsers))
             auth_gate = start(AUTH_MODE, True, "--mode", "auth", "--workers", "2")
-            targets.append(Target(AUTH_MODE, front("nginx-auth", AUTH_SERVER, gate_port=auth_gate.port), browsers))
+            auth_front = front("nginx-auth", AUTH_SERVER, gate_port=auth_gate.port, cache_path="", cache="")
+            targets.append(Target(AUTH_MODE, auth_front, browsers))
+            cached_gate = start(
+                AUTH_CACHED, True, "--mode", "auth", "--workers", "2", "--auth-cache", str(AUTH_CACHE_SECONDS)
+            )
+            cache_path = AUTH_CACHE_PATH.format(directory=directory / "gate-decisions")
+            cached_front = front(
+                "nginx-auth-cached", AUTH_SERVER, gate_port=cached_gate.port, cache_path=cache_path, cache=AUTH_CACHE
+            )
+            targets.append(Target(AUTH_CACHED, cached_front, browsers))
             measurements = measure_rounds(targets, options)
-            latency = measure_latency(targets[1], targets[-2])
+            by_name = {target.name: target for target in targets}
+            latency = measure_latency(by_name[NGINX_PROXY], by_name[FULL_PIPELINE_2])
         log_problems = {name: gate_log_problems(gate) for name, gate in gates.items()}
-    return summarise(targets, measurements), measurements, latency, log_problems
+        decisions = len([line for line in cached_gate.log_lines() if line.get("logger") == "gate.access"])
+        reuse = Reuse(requests_served(measurements, AUTH_CACHED), decisions)
+    return summarise(targets, measurements), measurements, latency, reuse, log_problems
 
 
 def first_line(command: list[str]) -> str:
@@ -365,7 +409,7 @@ def latency_table(latency: Latency) -> str:
             "| one connection | p50 ms | p99 ms |",
             "|---|---:|---:|",
             f"| {NGINX_PROXY} | {latency.baseline_p50_ms:.3f} | {latency.baseline_p99_ms:.3f} |",
-            f"| gate full pipeline, 2 workers | {latency.gate_p50_ms:.3f} | {latency.gate_p99_ms:.3f} |",
+            f"| {FULL_PIPELINE_2} | {latency.gate_p50_ms:.3f} | {latency.gate_p99_ms:.3f} |",
             f"| added by gate | {latency.added_p50_ms:.3f} | |",
         ]
     )
@@ -385,7 +429,16 @@ def problems(summaries: Sequence[Summary], log_problems: dict[str, list[str]]) -
     return found
 
 
-def report(setting: dict[str, Any], summaries: Sequence[Summary], latency: Latency, found: Sequence[str]) -> str:
+def reuse_line(reuse: Reuse) -> str:
+    return (
+        f"- {AUTH_CACHED}: gate decided {reuse.decisions:,} of the {reuse.requests:,} requests nginx served"
+        f" (warm-ups included); nginx reused a decision for {reuse.reused_share:.1%}"
+    )
+
+
+def report(
+    setting: dict[str, Any], summaries: Sequence[Summary], latency: Latency, reuse: Reuse, found: Sequence[str]
+) -> str:
     header = [
         f"- date: {setting['date']}",
         f"- command: `{setting['command']}`",
@@ -395,7 +448,8 @@ def report(setting: dict[str, Any], summaries: Sequence[Summary], latency: Laten
         f" workers); {setting['wrk']}",
     ]
     errors = [f"- ERROR {line}" for line in found] or ["- no non-2xx/3xx responses, socket errors or gate log errors"]
-    return "\n".join([*header, "", markdown_table(summaries), "", latency_table(latency), "", *errors])
+    tables = [markdown_table(summaries), "", latency_table(latency), "", reuse_line(reuse)]
+    return "\n".join([*header, "", *tables, "", *errors])
 
 
 def write_json(
@@ -404,6 +458,7 @@ def write_json(
     summaries: Sequence[Summary],
     measurements: Sequence[Measurement],
     latency: Latency,
+    reuse: Reuse,
     found: Sequence[str],
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -412,6 +467,7 @@ def write_json(
         "summary": [asdict(summary) for summary in summaries],
         "measurements": [asdict(measurement) for measurement in measurements],
         "latency": {**asdict(latency), "added_p50_ms": latency.added_p50_ms},
+        "auth_cache": {**asdict(reuse), "reused_share": reuse.reused_share},
         "problems": list(found),
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
@@ -429,13 +485,13 @@ def main(arguments: Sequence[str] | None = None) -> int:
         return 1
     setting = environment(options, arguments)
     try:
-        summaries, measurements, latency, log_problems = run_benchmark(options)
+        summaries, measurements, latency, reuse, log_problems = run_benchmark(options)
     except KeyboardInterrupt:
         progress("interrupted; every process this benchmark started has been stopped")
         return 130
     found = problems(summaries, log_problems)
-    print(report(setting, summaries, latency, found))
-    write_json(options.json_path, setting, summaries, measurements, latency, found)
+    print(report(setting, summaries, latency, reuse, found))
+    write_json(options.json_path, setting, summaries, measurements, latency, reuse, found)
     progress(f"results written to {options.json_path}")
     return 1 if found else 0
 

@@ -112,6 +112,10 @@ class Gate:
             Action.TERMS: self.terms_or_consent,
         }
         self._background: list[asyncio.Task[None]] = []
+        # With --auth-cache, nginx's proxy_cache may answer the same request again for a while (docs/deployment.md).
+        self.reusable_allow = (
+            (b"x-accel-expires", b"%d" % settings.auth_cache) if settings.auth_cache and not settings.dry_run else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -254,6 +258,7 @@ class Gate:
             action = Action.ALLOW
         status = AUTH_STATUS[action]
         extra: list[tuple[bytes, bytes]] = []
+        reuse: list[tuple[bytes, bytes]] = []
         if action is Action.TERMS:
             check = await self.terms.check_consent(facts, signals)
             if check.allowed:
@@ -272,11 +277,16 @@ class Gate:
                 action = Action.CHALLENGE if over_limit_challenge else Action.THROTTLE
                 status = AUTH_STATUS[Action.CHALLENGE] if over_limit_challenge else AUTH_REFUSED
                 extra = [*refusal.headers(), (b"x-gate-refused", refusal.reason.encode())]
+            elif action is Action.ALLOW and self.reusable_allow is not None and not consented:
+                # A throttle rule's own limit and a crawler's consent count every request: those are never reused.
+                # nginx reads X-Accel-Expires only if it comes before Cache-Control, whose no-store would win.
+                reuse = [self.reusable_allow]
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
+                    *reuse,
                     (b"content-length", b"0"),
                     (b"cache-control", b"no-store"),
                     (b"x-gate-action", decision.action.value.encode()),

@@ -25,6 +25,7 @@ from gate.verify.rdns import DEFAULT_WAIT as DEFAULT_VERIFY_WAIT
 from gate.verify.rdns import split_resolver
 
 Mode = Literal["proxy", "auth"]
+MAX_AUTH_CACHE_SECONDS = 60
 StoreFailure = Literal["open", "closed"]
 
 
@@ -75,6 +76,7 @@ class Settings:
     workers: int = 1
     dry_run: bool = False
     mode: Mode = "proxy"
+    auth_cache: int = 0
     preserve_host: bool = True
     connect_timeout: float = 5.0
     upstream_timeout: float = 60.0
@@ -146,6 +148,13 @@ def parse_int(text: str, minimum: int = 1) -> int:
         raise ValueError(f"{text!r} is not a whole number") from error
     if value < minimum:
         raise ValueError(f"{value} is below the minimum of {minimum}")
+    return value
+
+
+def parse_auth_cache(text: str) -> int:
+    value = parse_int(text, minimum=0)
+    if value > MAX_AUTH_CACHE_SECONDS:
+        raise ValueError(f"{value} s: at most {MAX_AUTH_CACHE_SECONDS}")
     return value
 
 
@@ -387,6 +396,15 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "proxy (default) or auth (decision endpoint for nginx auth_request)",
         parse_mode,
         metavar="MODE",
+    ),
+    Option(
+        "--auth-cache",
+        "GATE_AUTH_CACHE",
+        "auth_cache",
+        "auth mode: seconds nginx may reuse a decision that lets a request through, for the same client, URI, "
+        "User-Agent and cookies (X-Accel-Expires; default 0, ask gate every time)",
+        parse_auth_cache,
+        metavar="SECONDS",
     ),
     Option(
         "--preserve-host",

@@ -387,3 +387,10 @@ def test_a_public_or_wildcard_metrics_listener_needs_its_own_flag(bind: str) -> 
 @pytest.mark.parametrize("bind", ["127.0.0.1:9464", "[::1]:9464", "10.0.0.5:9464", "localhost:9464", "off"])
 def test_loopback_and_private_metrics_listeners_need_no_flag(bind: str) -> None:
     settings(metrics_bind=bind)
+
+
+def test_auth_cache_is_off_by_default_and_whole_seconds_up_to_a_minute() -> None:
+    assert settings().auth_cache == 0
+    assert settings({"GATE_AUTH_CACHE": "2"}).auth_cache == 2
+    for refused in ("-1", "61", "1.5", "soon"):
+        assert problems(upstream=UPSTREAM, auth_cache=refused)[0].startswith("--auth-cache:")

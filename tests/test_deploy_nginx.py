@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ class Front:
         return httpx.Client(base_url=self.https, verify=self.certificate.client_context(), headers=headers)
 
 
-def render(name: str, *, gate_port: int, http_port: int, https_port: int, certificate: Certificate, root: Path) -> str:
+def render(
+    name: str, *, gate_port: int, http_port: int, https_port: int, certificate: Certificate, root: Path, cache: Path
+) -> str:
     """A shipped config with this machine's ports and paths: every line replaced must be in the file as shipped."""
     text = (DEPLOY / name).read_text()
     replacements = {
@@ -52,9 +55,11 @@ def render(name: str, *, gate_port: int, http_port: int, https_port: int, certif
         "/etc/letsencrypt/live/example.org/privkey.pem": str(certificate.key),
         "server 127.0.0.1:8080;": f"server 127.0.0.1:{gate_port};",
         "/var/www/example.org": str(root),
+        "/var/lib/nginx/gate-decisions": str(cache),
     }
+    auth_only = ("/var/www/example.org", "/var/lib/nginx/gate-decisions")
     for shipped, local in replacements.items():
-        if shipped == "/var/www/example.org" and name != "gate-auth.conf":
+        if shipped in auth_only and name != "gate-auth.conf":
             continue
         assert shipped in text, f"{name} no longer has {shipped.strip()!r}: update this test's substitutions"
         text = text.replace(shipped, local)
@@ -70,7 +75,13 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
 def front_of(directory: Path, config: str, gate_port: int, certificate: Certificate, root: Path) -> Iterator[Front]:
     http_port, https_port = free_port(), free_port()
     text = render(
-        config, gate_port=gate_port, http_port=http_port, https_port=https_port, certificate=certificate, root=root
+        config,
+        gate_port=gate_port,
+        http_port=http_port,
+        https_port=https_port,
+        certificate=certificate,
+        root=root,
+        cache=directory / "gate-decisions",
     )
     process = start_nginx_with(directory, text, https_port)
     try:
@@ -110,7 +121,13 @@ def auth_front(
 @pytest.mark.parametrize("config", ["gate-proxy.conf", "gate-auth.conf"])
 def test_every_shipped_config_passes_nginx_t(tmp_path: Path, certificate: Certificate, config: str) -> None:
     text = render(
-        config, gate_port=8080, http_port=free_port(), https_port=free_port(), certificate=certificate, root=tmp_path
+        config,
+        gate_port=8080,
+        http_port=free_port(),
+        https_port=free_port(),
+        certificate=certificate,
+        root=tmp_path,
+        cache=tmp_path / "gate-decisions",
     )
     checked = check_nginx_config(nginx_config(tmp_path / "nginx", text))
     assert checked.returncode == 0, checked.stderr
@@ -196,6 +213,52 @@ def test_auth_mode_renders_a_limit_refusal_with_its_status_and_retry_after(
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
     assert "Too many requests" in refused.text
+
+
+@pytest.mark.parametrize("auth_cache", [0, 2])
+def test_with_auth_cache_nginx_reuses_a_let_through_for_the_same_request_only(
+    tmp_path: Path, nginx: Nginx, certificate: Certificate, auth_cache: int
+) -> None:
+    rules = write_rules(
+        tmp_path,
+        """
+        rules:
+          - {name: open, match: {path: /page.html}, action: allow}
+          - {name: counted, match: {path: /article.html}, action: throttle, limit: crawl}
+          - {name: others, action: challenge}
+        limits: {crawl: {rate: 1000/min, burst: 50, per: ip}}
+        """,
+    )
+    gate = start_gate(
+        tmp_path / "gate",
+        "http://127.0.0.1:9",
+        *("--mode", "auth", "--trusted-proxy", "127.0.0.1/32", "--rules", str(rules)),
+        *("--auth-cache", str(auth_cache)),
+    )
+    try:
+        with front_of(tmp_path / "nginx", "gate-auth.conf", gate.port, certificate, nginx.root) as front:
+            with front.client(**{"User-Agent": "curl/8.5.0"}) as client:
+                pages = [client.get("/page.html") for _ in range(4)]
+                queried = client.get("/page.html?q=1")
+                other_agent = client.get("/page.html", headers={"User-Agent": "curl/8.6.0"})
+                throttled = [client.get("/article.html") for _ in range(3)]
+                challenged = [client.get("/nowhere.html") for _ in range(3)]
+            with front.client(**{"User-Agent": "curl/8.5.0", "Cookie": "session=2"}) as other_cookies:
+                other_cookies.get("/page.html")
+            time.sleep(0.3)  # the access log is written in batches
+            asked = {
+                path: len(gate.access_lines(path, wait=0)) for path in ("/page.html", "/article.html", "/nowhere.html")
+            }
+    finally:
+        gate.stop()
+    assert [page.status_code for page in pages] == [200] * 4 and queried.status_code == other_agent.status_code == 200
+    assert [answer.status_code for answer in throttled] == [200] * 3
+    assert all("gate-challenge" in answer.text for answer in challenged)
+    # Without the option gate decides every request; with it, the repeats of one let-through request are nginx's.
+    # A new query, User-Agent or cookie is a new request; a throttle rule and a challenge are decided every time.
+    assert asked["/page.html"] == (7 if auth_cache == 0 else 4)
+    assert asked["/article.html"] == 3
+    assert asked["/nowhere.html"] >= 3
 
 
 def test_auth_mode_never_sends_a_request_body_to_gate(tmp_path: Path, nginx: Nginx, certificate: Certificate) -> None:
