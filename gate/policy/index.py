@@ -18,7 +18,7 @@ import re2
 
 from gate.facts import Facts
 from gate.fingerprint import Signals
-from gate.net import IPNetwork, NetworkIndex
+from gate.net import AddressRange, NetworkIndex, address_range
 from gate.policy.model import Rule
 
 INDEX_FROM = 32  # rules; below this the plain loop is faster
@@ -33,7 +33,7 @@ class RuleIndex:
             kind: {} for kind in ("method", "agent_class", "agent", "signal", "header", "path_segment")
         }
         user_agents: list[tuple[str, int]] = []
-        networks: dict[str, list[IPNetwork]] = {}
+        networks: dict[str, list[AddressRange]] = {}
         for number, rule in enumerate(rules):
             kind, values = filing(rule)
             if kind == "":
@@ -41,7 +41,7 @@ class RuleIndex:
             elif kind == "user_agent":
                 user_agents.append((values, number))
             elif kind == "cidr":
-                networks[str(number)] = list(values)
+                networks[str(number)] = [address_range(network) for network in values]
             else:
                 for value in values:
                     self.by_value[kind].setdefault(value, []).append(number)

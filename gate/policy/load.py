@@ -22,7 +22,7 @@ from gate.facts import Facts
 from gate.fingerprint import Fingerprinter, JA4Settings, Proofs, Signals
 from gate.fingerprint.agents import AGENT_CLASSES, AgentCatalog, load_agents
 from gate.fingerprint.headers import SIGNAL_WEIGHTS
-from gate.net import IPNetwork, NetworkIndex, hostname, parse_network
+from gate.net import AddressRange, NetworkIndex, address_range, hostname, parse_network
 from gate.policy import shipped_rules
 from gate.policy.engine import Policy
 from gate.policy.model import (
@@ -87,7 +87,7 @@ class _Collected:
 
     rules: list[tuple[LineDict, str]] = field(default_factory=list)  # (rule mapping, file)
     agent_files: list[Path] = field(default_factory=list)
-    networks: dict[str, list[IPNetwork]] = field(default_factory=dict)
+    networks: dict[str, list[AddressRange]] = field(default_factory=dict)
     ja4_header: str | None = None
     ja4_lists: dict[str, frozenset[str]] = field(default_factory=dict)
     ja4_source: tuple[str, int] | None = None  # where the first JA4 lists were defined
@@ -274,7 +274,7 @@ def _read_networks(document: Section, path: Path, collected: _Collected) -> None
         parsed = []
         for text, file, entry_line in cidrs:
             try:
-                parsed.append(parse_network(text))
+                parsed.append(address_range(parse_network(text)))
             except ValueError as error:
                 document.problems.append(Problem(file, entry_line, f"networks: {name}: {error}"))
         collected.networks[name] = parsed
@@ -820,7 +820,7 @@ class _Compiler:
             except ValueError as error:
                 section.problem(key, f"cidr: {error}")
                 return None
-            index = NetworkIndex({"cidr": networks})
+            index = NetworkIndex({"cidr": [address_range(network) for network in networks]})
             return Condition(
                 f"client address in {shown}", lambda facts, _: bool(index.lookup(facts.ip)), ("cidr", networks)
             )
