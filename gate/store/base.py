@@ -72,6 +72,13 @@ class Store(Protocol):
         Atomic across keys that share a Redis Cluster hash slot (gate tags every key of one client alike); in a
         cluster, keys in other slots are charged in the same round trip, in parallel, but not atomically."""
 
+    async def add_charges(
+        self, charges: Sequence[tuple[Quota, int]], ban_keys: Sequence[str] = ()
+    ) -> tuple[list[float], list[float]]:
+        """Charge requests already let through (`count` each) without refusing any, in one round trip: each
+        quota's seconds until it is full again afterwards, and each ban key's seconds left (0 when absent).
+        Atomic per cluster slot, like rate_limit."""
+
     async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
         """Up to `limit` live keys starting with prefix, as (key, value, seconds left)."""
 

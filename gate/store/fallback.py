@@ -148,6 +148,16 @@ class FallbackStore:
         )
         return replace(verdicts, fallback=True) if local else verdicts
 
+    async def add_charges(
+        self, charges: Sequence[tuple[Quota, int]], ban_keys: Sequence[str] = ()
+    ) -> tuple[list[float], list[float]]:
+        answer, _ = await self._call(
+            "add_charges",
+            lambda: self.shared.add_charges(charges, ban_keys),
+            lambda: self.fallback.add_charges(charges, ban_keys),
+        )
+        return answer
+
     async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
         found, _ = await self._call(
             "scan", lambda: self.shared.scan(prefix, limit), lambda: self.fallback.scan(prefix, limit)

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 from gate.store.base import Quota, StoreError, Verdicts
-from gate.store.gcra import charge
+from gate.store.gcra import charge, milliseconds
 
 Value = bytes | int | dict[str, int]  # a string, a counter or a hash of counters
 
@@ -91,6 +91,21 @@ class MemoryStore:
         for quota, tat in zip(quotas, new_tats or [], strict=False):
             self._put(quota.key, tat, moment + (tat - now) / 1000)
         return Verdicts(verdicts)
+
+    async def add_charges(
+        self, charges: Sequence[tuple[Quota, int]], ban_keys: Sequence[str] = ()
+    ) -> tuple[list[float], list[float]]:
+        moment = self.clock()
+        now = int(moment * 1000)
+        resets = []
+        for quota, count in charges:
+            entry = self._live(quota.key, moment)
+            stored = entry[0] if entry is not None and isinstance(entry[0], int) else now
+            tat = max(stored, now) + milliseconds(quota.interval) * count
+            self._put(quota.key, tat, moment + (tat - now) / 1000)
+            resets.append((tat - now) / 1000)
+        bans = [ban[1] - moment if (ban := self._live(key, moment)) is not None else 0.0 for key in ban_keys]
+        return resets, bans
 
     async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
         now = self.clock()

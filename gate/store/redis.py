@@ -77,6 +77,29 @@ if allowed then
 end
 return reply
 """)
+# Requests already let through (gate/local_quotas.py), added to their quotas without refusing any: ARGV[1] is the
+# number of quota keys, then interval_ms and count per quota key; the keys after them are ban keys. Returns, per
+# quota key, the TAT's distance from now, then per ban key its milliseconds left (0 when absent).
+ADD_CHARGES = Script("""
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local quotas = tonumber(ARGV[1])
+local reply = {}
+for i = 1, quotas do
+    local tat = tonumber(redis.call('GET', KEYS[i])) or now
+    if tat < now then tat = now end
+    tat = tat + tonumber(ARGV[2 * i]) * tonumber(ARGV[2 * i + 1])
+    redis.call('SET', KEYS[i], tat, 'PX', math.max(1, tat - now))
+    reply[i] = tat - now
+end
+for i = quotas + 1, #KEYS do
+    local left = redis.call('PTTL', KEYS[i])
+    if left < 0 then left = 0 end
+    reply[i] = left
+end
+return reply
+""")
 SCAN_BATCH = 1000
 UNCHARGED = Verdict(True, 0, 0.0, 0.0)  # a quota in a slot never charged because another refused first
 GLOB_SPECIAL = re.compile(r"[\\*?\[\]]")
@@ -121,7 +144,7 @@ def sentinel_client(url: str) -> tuple[Any, list[Any]]:
 class RedisStore:
     # The operations that go through the lean client when there is one: every await on their way is on a plain
     # future, so a deadline (FallbackStore) may cancel them directly.
-    LEAN_OPERATIONS = frozenset({"get", "set", "incr", "delete", "ttl", "rate_limit", "ping"})
+    LEAN_OPERATIONS = frozenset({"get", "set", "incr", "delete", "ttl", "rate_limit", "add_charges", "ping"})
 
     def __init__(self, client: Any, sentinels: Sequence[Any] = (), lean: RespClient | None = None) -> None:
         self._client = client
@@ -130,7 +153,9 @@ class RedisStore:
         self._cluster = isinstance(client, aioredis.RedisCluster)
         self._started = not self._cluster
         self._starting = asyncio.Lock()
-        self._scripts = {script: client.register_script(script.body) for script in (INCR_WITH_TTL, RATE_LIMIT)}
+        self._scripts = {
+            script: client.register_script(script.body) for script in (INCR_WITH_TTL, RATE_LIMIT, ADD_CHARGES)
+        }
         self.prompt_operations = self.LEAN_OPERATIONS if lean is not None else frozenset()
 
     @classmethod
@@ -243,6 +268,36 @@ class RedisStore:
                 for allowed, remaining, retry, reset in replies
             ]
         )
+
+    async def add_charges(
+        self, charges: Sequence[tuple[Quota, int]], ban_keys: Sequence[str] = ()
+    ) -> tuple[list[float], list[float]]:
+        groups: dict[int, tuple[list[tuple[Quota, int]], list[str]]] = {}
+        for charge in charges:
+            groups.setdefault(self._slot(charge[0].key), ([], []))[0].append(charge)
+        for ban_key in ban_keys:
+            groups.setdefault(self._slot(ban_key), ([], []))[1].append(ban_key)
+        answers = await self._call(lambda: asyncio.gather(*(self._add(*group) for group in groups.values())))
+        resets: dict[int, float] = {}
+        bans: dict[str, float] = {}
+        for (group_charges, group_bans), (group_resets, group_left) in zip(groups.values(), answers, strict=True):
+            resets.update(zip(map(id, group_charges), group_resets, strict=True))
+            bans.update(zip(group_bans, group_left, strict=True))
+        return [resets[id(charge)] for charge in charges], [bans[key] for key in ban_keys]
+
+    def _slot(self, key: str) -> int:
+        """The cluster slot a key lives in; 0 for every key of a single server, so one script adds them all."""
+        return int(self._client.keyslot(KEY_PREFIX + key)) if self._cluster else 0
+
+    async def _add(
+        self, charges: Sequence[tuple[Quota, int]], ban_keys: Sequence[str]
+    ) -> tuple[list[float], list[float]]:
+        keys = [KEY_PREFIX + quota.key for quota, _ in charges] + [KEY_PREFIX + key for key in ban_keys]
+        arguments = [len(charges)]
+        for quota, count in charges:
+            arguments += [milliseconds(quota.interval), count]
+        reply = await self._run(ADD_CHARGES, keys, arguments)
+        return [ms / 1000 for ms in reply[: len(charges)]], [ms / 1000 for ms in reply[len(charges) :]]
 
     async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
         async def collect() -> list[tuple[str, bytes, float]]:

@@ -99,3 +99,27 @@ async def test_quotas_under_different_hash_tags_are_all_charged_in_order(store: 
     assert [verdict.remaining for verdict in first.each] == [0, 1, 2, 3, 4, 5]
     second = await store.rate_limit(quotas)
     assert [verdict.allowed for verdict in second.each] == [False, True, True, True, True, True]
+
+
+async def test_charges_added_later_count_like_requests_and_report_bans(store: Store, key: Callable[[str], str]) -> None:
+    """What gate/local_quotas.py let through in-process reaches the shared quota: never refused, even past the
+    burst, and the quota refuses the next request until the added charges have drained."""
+    quota = Quota(key("added"), interval=10.0, burst=5)
+    other = Quota(key("other"), interval=1.0, burst=100)
+    await store.set(key("ban"), b"{}", 30)
+    resets, bans = await store.add_charges([(quota, 7), (other, 1)], [key("ban"), key("no-ban")])
+    assert 69 < resets[0] <= 70 and 0.9 < resets[1] <= 1.0  # 7 charges of 10 s are 70 s ahead, never refused
+    assert 29 < bans[0] <= 30 and bans[1] == 0
+    refused = (await store.rate_limit([quota])).each[0]
+    assert not refused.allowed and 29 < refused.retry_after <= 30  # 70 s ahead, 50 s of tolerance
+    assert await store.add_charges([]) == ([], [])
+
+
+async def test_charges_under_different_hash_tags_are_added_in_order(store: Store) -> None:
+    run = uuid.uuid4().hex
+    quotas = [Quota(f"test:{{{run}-{index}}}:q", interval=60.0, burst=10) for index in range(6)]
+    resets, bans = await store.add_charges(
+        [(quota, index + 1) for index, quota in enumerate(quotas)], [f"ban:{{{run}-{index}}}" for index in range(3)]
+    )
+    assert [round(reset) for reset in resets] == [60, 120, 180, 240, 300, 360]
+    assert bans == [0.0, 0.0, 0.0]
