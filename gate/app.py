@@ -20,6 +20,7 @@ from gate.config import Settings
 from gate.facts import Facts, has_dot_segments
 from gate.fingerprint import Signals
 from gate.keys import KeyRing, load_keyring
+from gate.local_quotas import LocalQuotas
 from gate.logs import AccessLog
 from gate.net import TrustedProxies
 from gate.policy.engine import Policy
@@ -29,7 +30,7 @@ from gate.policy.reload import RulesWatcher
 from gate.proxy import Forwarder, request_target
 from gate.responses import Outcome, send_page
 from gate.site_load import SiteLoad
-from gate.store import StoreError, open_store
+from gate.store import FallbackStore, StoreError, open_store
 from gate.terms.service import ROBOTS_PATH, TermsService
 from gate.throttle import PAGES as REFUSAL_PAGES
 from gate.throttle import Refusal, Throttle
@@ -75,7 +76,10 @@ class Gate:
         self.access_log = AccessLog(enabled=settings.log_level in ("debug", "info"))
         self.keys = load_keyring(settings.secret_file) if settings.secret_file else KeyRing.temporary()
         self.store = open_store(settings.store, settings.store_timeout)
-        self.throttle = Throttle(self.store, settings.store_failure == "closed", settings.dry_run)
+        fail_closed = settings.store_failure == "closed"
+        # Failing closed means refusing while the shared store is down, so every charge must ask it.
+        local = LocalQuotas(self.store) if isinstance(self.store, FallbackStore) and not fail_closed else None
+        self.throttle = Throttle(self.store, fail_closed, settings.dry_run, local)
         self.site_load = SiteLoad(self.store, lambda: self.rules.policy.load)
         self.verifier = Verifier(
             self.store,
@@ -89,7 +93,7 @@ class Gate:
             settings.own_prefix,
             settings.contact,
             lambda: self.rules.policy,
-            settings.store_failure == "closed",
+            fail_closed,
         )
         self.challenges = ChallengeService(
             ChallengeSettings(
@@ -145,6 +149,8 @@ class Gate:
                 for task in self._background:
                     task.cancel()
                 await self.challenges.budgets.flush()  # before the store closes: counts still pending
+                if self.throttle.local is not None:
+                    await self.throttle.local.flush()
                 await self.forwarder.close()
                 await self.verifier.close()
                 await self.store.close()

@@ -19,6 +19,7 @@ from typing import Literal
 from gate import metrics
 from gate.facts import Facts
 from gate.fingerprint import Signals
+from gate.local_quotas import LocalQuotas
 from gate.logs import event
 from gate.policy.model import Bans, Limit
 from gate.store import Quota, Store, StoreError
@@ -116,10 +117,13 @@ def banned_address(key: str) -> str:
 
 
 class Throttle:
-    def __init__(self, store: Store, fail_closed: bool = False, dry_run: bool = False) -> None:
+    def __init__(
+        self, store: Store, fail_closed: bool = False, dry_run: bool = False, local: LocalQuotas | None = None
+    ) -> None:
         self.store = store
         self.fail_closed = fail_closed
         self.dry_run = dry_run  # refusals are counted, but strike nobody and ban nobody
+        self.local = local  # with a shared store: clients far from their limits are charged here, in batches
 
     async def charge(
         self,
@@ -138,7 +142,7 @@ class Throttle:
             for per in limit.per
         ]
         try:
-            answer = await self.store.rate_limit(
+            answer = await (self.local or self.store).rate_limit(
                 [quota for _, _, quota in charged], ban_key(facts.ip, facts.prefix) if bans else None
             )
         except StoreError as error:  # the store refused the call itself: like an outage, by --store-failure

@@ -1,0 +1,191 @@
+"""Rate limits charged in-process while a client is far from them, added to the shared store in batches.
+
+Asking Redis about every request costs a round trip and a script run per request, on gate's CPU and on Redis's,
+for an answer that is almost always "allowed, with most of the burst left". So after the store has answered once
+for a quota, this instance keeps its GCRA state (the theoretical arrival time, on this instance's clock) and
+decides the next requests itself while every quota keeps at least half its burst after the charge. What it let
+through is added to the shared quotas every FLUSH_SECONDS in one call, which also brings back what the other
+instances charged and whether the client has been banned since.
+
+Anything close to a limit goes to the store, as before: the first request of a client on this instance, a
+quota with less than half its burst left or a small burst, a refusal, a ban. The cost of the shortcut is
+exactness at the top of a burst across instances: a client spread over N instances can get up to N times half a
+burst through in one flush interval before each instance learns what the others counted, and a ban another
+instance sets reaches this one at its next flush. Counting stays complete: every request reaches the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gate.store import Quota, Store, StoreError, Verdict, Verdicts
+from gate.store.gcra import milliseconds
+
+log = logging.getLogger("gate.throttle")
+
+FLUSH_SECONDS = 0.1
+IDLE_SECONDS = 10.0  # a quota unused this long here is forgotten: its next request asks the store again
+# Quotas (and clients' ban states) kept here at once, about 500 bytes per client: at most 8 MB per worker. The
+# least recently used beyond are forgotten, and their next request asks the store.
+MAX_TRACKED = 16384
+MIN_BURST = 10  # smaller bursts are always decided by the store: one request is a large share of them
+
+
+@dataclass(slots=True)
+class Tracked:
+    quota: Quota
+    tat: int  # theoretical arrival time in ms on time.time()'s clock, as learned plus what was charged here since
+    pending: int = 0  # charged here, not yet added to the store
+    trusted: bool = True  # False after the store refused or banned: the next request asks it again
+
+
+class LocalQuotas:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.tracked: OrderedDict[str, Tracked] = OrderedDict()  # least recently used first
+        self.unsent: dict[str, Tracked] = {}  # quotas with charges the store has not seen yet
+        # ban key -> monotonic time the store last said it was absent, least recently learned first
+        self.unbanned: OrderedDict[str, float] = OrderedDict()
+        self.bans_to_check: set[str] = set()
+        self._flush_scheduled = False
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    async def rate_limit(self, quotas: Sequence[Quota], ban_key: str | None = None) -> Verdicts:
+        """Store.rate_limit, decided here when the client is far from every limit."""
+        answer = self.charge_here(quotas, ban_key)
+        if answer is not None:
+            return answer
+        unsent = [state for quota in quotas if (state := self.unsent.pop(quota.key, None)) is not None]
+        if unsent:  # the store decides this one: it must see what was let through here first
+            await self._add(unsent, [])
+        answer = await self.store.rate_limit(quotas, ban_key)
+        self.learn(quotas, ban_key, answer)
+        return answer
+
+    def charge_here(self, quotas: Sequence[Quota], ban_key: str | None) -> Verdicts | None:
+        """The verdicts for one request when this instance may decide it; None when the store must."""
+        if ban_key is not None and ban_key not in self.unbanned:
+            return None
+        states = []
+        for quota in quotas:
+            state = self.tracked.get(quota.key)
+            if state is None or not state.trusted or quota.burst < MIN_BURST:
+                return None
+            states.append(state)
+        now = int(time.time() * 1000)
+        verdicts = []
+        for quota, state in zip(quotas, states, strict=True):
+            interval = milliseconds(quota.interval)
+            tat = max(state.tat, now) + interval
+            ahead = tat - now
+            remaining = (interval * quota.burst - ahead) // interval
+            if remaining < quota.burst // 2:
+                return None  # close to the limit: the store decides, exactly
+            verdicts.append(Verdict(True, remaining, 0.0, ahead / 1000))
+        for quota, state in zip(quotas, states, strict=True):
+            state.tat = max(state.tat, now) + milliseconds(quota.interval)
+            state.pending += 1
+            self.unsent[quota.key] = state
+            self.tracked.move_to_end(quota.key)
+        if ban_key is not None:
+            self.bans_to_check.add(ban_key)
+        self._schedule_flush()
+        return Verdicts(verdicts)
+
+    def learn(self, quotas: Sequence[Quota], ban_key: str | None, answer: Verdicts) -> None:
+        """Keep what the store answered for a request it decided, for the requests after it."""
+        if answer.fallback:
+            return  # the in-process fallback's counts are this instance's own, not the shared ones
+        charged = bool(answer.each) and all(verdict.allowed for verdict in answer.each)
+        if ban_key is not None:
+            self._learn_ban(ban_key, answer.banned_for, time.monotonic())
+        now = int(time.time() * 1000)
+        for quota, verdict in zip(quotas, answer.each, strict=False):
+            state = self.tracked.get(quota.key)
+            if not charged:
+                if state is not None:
+                    state.trusted = False
+                continue
+            tat = now + round(verdict.reset_after * 1000)
+            if state is None:
+                if quota.burst >= MIN_BURST:
+                    self._track(Tracked(quota, tat))
+            else:  # charges made here since, and not yet sent, are not in the store's answer
+                state.tat, state.trusted = tat + state.pending * milliseconds(quota.interval), True
+                self.tracked.move_to_end(quota.key)
+
+    async def flush(self) -> None:
+        """Add the charges made here to the store, learn the quotas' state and the bans from it, forget idle ones."""
+        self._flush_scheduled = False
+        unsent, self.unsent = self.unsent, {}
+        ban_keys, self.bans_to_check = list(self.bans_to_check), set()
+        self._forget_idle()
+        if unsent or ban_keys:
+            try:
+                await self._add(list(unsent.values()), ban_keys)
+            except StoreError as error:
+                log.warning("rate limit charges not added to the store: %s", error)
+                self._schedule_flush()
+
+    async def _add(self, states: list[Tracked], ban_keys: list[str]) -> None:
+        """Add these quotas' unsent charges to the store and learn their state and the bans; on a StoreError the
+        charges stay unsent."""
+        counts = [state.pending for state in states]
+        for state in states:
+            state.pending = 0
+        try:
+            resets, bans = await self.store.add_charges(
+                [(state.quota, count) for state, count in zip(states, counts, strict=True)], ban_keys
+            )
+        except StoreError:
+            for state, count in zip(states, counts, strict=True):
+                state.pending += count
+                self.unsent[state.quota.key] = state
+            raise
+        now = int(time.time() * 1000)
+        for state, reset in zip(states, resets, strict=True):
+            state.tat = now + round(reset * 1000) + state.pending * milliseconds(state.quota.interval)
+        learned = time.monotonic()
+        for ban_key, banned_for in zip(ban_keys, bans, strict=True):
+            self._learn_ban(ban_key, banned_for, learned)
+
+    def _learn_ban(self, ban_key: str, banned_for: float, learned: float) -> None:
+        self.unbanned.pop(ban_key, None)
+        if banned_for <= 0:
+            self.unbanned[ban_key] = learned  # at the end: the most recently learned
+            if len(self.unbanned) > MAX_TRACKED:
+                self.unbanned.popitem(last=False)
+
+    def _track(self, state: Tracked) -> None:
+        self.tracked[state.quota.key] = state
+        if len(self.tracked) > MAX_TRACKED:
+            self.tracked.popitem(last=False)  # an unsent charge stays in `unsent` until the next flush
+
+    def _forget_idle(self) -> None:
+        """Forget the quotas full again for IDLE_SECONDS (unused here that long: other instances may have used
+        them since) and what the store said about bans as long ago."""
+        now = time.time() * 1000
+        horizon = now - IDLE_SECONDS * 1000
+        while self.tracked:
+            key, oldest = next(iter(self.tracked.items()))
+            if oldest.tat > horizon or oldest.pending:
+                break
+            del self.tracked[key]
+        stale = time.monotonic() - IDLE_SECONDS
+        while self.unbanned and next(iter(self.unbanned.values())) < stale:
+            self.unbanned.popitem(last=False)
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._start_flush)
+
+    def _start_flush(self) -> None:
+        task = asyncio.ensure_future(self.flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)

@@ -1,0 +1,90 @@
+"""Rate limits charged in-process while a client is far from them (gate/local_quotas.py), against every store: the
+shared count still sees every request, a limit is kept exactly once a client comes near it, instances learn what
+the others counted and which clients were banned, and small bursts are always the store's to decide."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gate.local_quotas import MIN_BURST, LocalQuotas
+from gate.store import Quota, Store, Verdicts
+
+
+class CountingStore:
+    """A store that counts the rate_limit calls that reach it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.decided = 0
+
+    async def rate_limit(self, quotas: list[Quota], ban_key: str | None = None) -> Verdicts:
+        self.decided += 1
+        return await self.store.rate_limit(quotas, ban_key)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+async def allowed(local: LocalQuotas, quota: Quota, requests: int, ban_key: str | None = None) -> int:
+    """How many of `requests` one after the other the quota lets through."""
+    let_through = 0
+    for _ in range(requests):
+        answer = await local.rate_limit([quota], ban_key)
+        let_through += bool(answer.each) and answer.each[0].allowed
+    return let_through
+
+
+async def test_a_client_far_from_its_limit_is_charged_here_and_every_request_reaches_the_store(
+    store: Store, key: Callable[[str], str]
+) -> None:
+    counting = CountingStore(store)
+    local = LocalQuotas(counting)  # type: ignore[arg-type]  # a Store by delegation
+    quota = Quota(key("far"), interval=60.0, burst=100)
+    assert await allowed(local, quota, 40, key("ban")) == 40
+    assert counting.decided == 1  # the first request asked the store; the next 39 were decided here
+    await local.flush()
+    shared = (await store.rate_limit([quota])).each[0]
+    assert shared.remaining == 100 - 41  # the 40 requests and this one
+
+
+async def test_near_its_limit_a_client_is_decided_by_the_store_exactly(store: Store, key: Callable[[str], str]) -> None:
+    counting = CountingStore(store)
+    local = LocalQuotas(counting)  # type: ignore[arg-type]
+    quota = Quota(key("near"), interval=60.0, burst=20)
+    assert await allowed(local, quota, 30) == 20  # not one more, though half of them were never sent one by one
+    assert counting.decided > 10
+    await local.flush()
+    assert not (await store.rate_limit([quota])).each[0].allowed
+
+
+async def test_instances_learn_what_the_others_charged_at_each_flush(store: Store, key: Callable[[str], str]) -> None:
+    first, second = LocalQuotas(store), LocalQuotas(store)
+    quota = Quota(key("shared"), interval=60.0, burst=100)
+    assert await allowed(second, quota, 1) == 1
+    assert await allowed(first, quota, 30) == 30
+    await first.flush()
+    assert await allowed(second, quota, 1) == 1  # decided here, on what it knew before the other's 30
+    await second.flush()  # adds its charge and learns the quota's state, the other's charges included
+    verdict = (await second.rate_limit([quota])).each[0]
+    assert verdict.remaining == 100 - 33  # 1 + 30 + 1, and this one
+
+
+async def test_a_ban_set_by_another_instance_is_learned_at_the_next_flush(
+    store: Store, key: Callable[[str], str]
+) -> None:
+    local = LocalQuotas(store)
+    quota = Quota(key("to-ban"), interval=1.0, burst=100)
+    assert await allowed(local, quota, 2, key("ban")) == 2
+    await store.set(key("ban"), b"{}", 30)  # another instance bans the client
+    await local.flush()
+    banned = await local.rate_limit([quota], key("ban"))
+    assert banned.banned_for > 29 and banned.each == []
+
+
+async def test_small_bursts_are_always_decided_by_the_store(store: Store, key: Callable[[str], str]) -> None:
+    counting = CountingStore(store)
+    local = LocalQuotas(counting)  # type: ignore[arg-type]
+    quota = Quota(key("small"), interval=1.0, burst=MIN_BURST - 1)
+    await allowed(local, quota, 5)
+    assert counting.decided == 5
+    assert not local.tracked
