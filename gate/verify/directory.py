@@ -29,13 +29,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 log = logging.getLogger("gate.verify")
 
@@ -227,6 +229,8 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def parse_keys(body: bytes, now: float) -> dict[str, Ed25519PublicKey]:
     """The Ed25519 keys of a JWK set, by thumbprint; keys of other kinds, or outside their nbf/exp, are skipped."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # see gate/verify/signatures.py
+
     try:
         data: Any = json.loads(body)
     except (ValueError, RecursionError):

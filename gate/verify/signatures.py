@@ -10,14 +10,16 @@ cryptography: nothing here does base64 of signatures or signature arithmetic by 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import InnerList, Item
 
 from gate.facts import Facts
+
+if TYPE_CHECKING:  # cryptography is imported on the first signed request: 7 MB per worker a site may never need
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 TAG = "web-bot-auth"
 WELL_KNOWN = "/.well-known/http-message-signatures-directory"
@@ -98,6 +100,8 @@ def read_signature(facts: Facts, now: float) -> SignedRequest | None:
 
 def check(signed: SignedRequest, key: Ed25519PublicKey) -> None:
     """Raise Invalid unless the signature is `key`'s over the request."""
+    from cryptography.exceptions import InvalidSignature
+
     try:
         key.verify(signed.signature, signed.base)
     except InvalidSignature:
