@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -80,3 +81,25 @@ def test_the_challenge_page_is_served_for_the_front_proxys_error_page(auth_gate:
 def test_a_dot_segment_path_is_denied_in_auth_mode(auth_gate: GateProcess) -> None:
     response = httpx.get(auth_gate.url + "/.gate/auth", headers={"X-Original-URI": "/feed/../essays/one.html"})
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(("flags", "reusable"), [((), True), (("--dry-run",), False)])
+def test_with_auth_cache_only_a_let_through_is_marked_reusable_and_never_in_a_dry_run(
+    tmp_path: Path, flags: tuple[str, ...], reusable: bool
+) -> None:
+    process = start_gate(
+        tmp_path,
+        f"http://127.0.0.1:{free_port()}",
+        *("--mode", "auth", "--trusted-proxy", "127.0.0.1/32", "--auth-cache", "3", *flags),
+    )
+    try:
+        allowed = httpx.get(process.url + "/.gate/auth", headers={"X-Original-URI": "/feed.xml", "User-Agent": "curl"})
+        challenged = httpx.get(process.url + "/.gate/auth", headers={"X-Original-URI": "/", "User-Agent": "curl"})
+    finally:
+        process.stop()
+    assert allowed.status_code == 200  # the shipped feeds rule lets everyone through
+    assert allowed.headers.get("x-accel-expires") == ("3" if reusable else None)
+    assert "x-accel-expires" not in challenged.headers
+    if reusable:  # nginx reads X-Accel-Expires only ahead of Cache-Control: no-store
+        names = [name.lower() for name, _ in allowed.headers.raw]
+        assert names.index(b"x-accel-expires") < names.index(b"cache-control")
