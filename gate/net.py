@@ -41,6 +41,13 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
+@lru_cache(maxsize=16384)
+def canonical_ip(text: str) -> str | None:
+    """parse_ip's address as text (str() of an address object costs more than the parse: cached alike)."""
+    address = parse_ip(text)
+    return str(address) if address is not None else None
+
+
 def parse_network(text: str) -> IPNetwork:
     """A CIDR (or a bare address, meaning one host). Raises ValueError with a readable message."""
     try:
@@ -99,23 +106,20 @@ class TrustedProxies:
         untrusted address is the client (anything left of it was written by the client and can be forged).
         An unparsable entry stops the walk: the last address a trusted hop vouched for is used.
         """
-        address = parse_ip(peer)
-        peer = str(address) if address is not None else peer  # a dual-stack listener's ::ffff:a.b.c.d is a.b.c.d
+        peer = canonical_ip(peer) or peer  # a dual-stack listener's ::ffff:a.b.c.d is a.b.c.d
         if not self.networks or not self.is_trusted(peer):
             return ForwardedFor(client=peer, peer=peer, peer_trusted=False)
         client = peer
         if forwarded_for:
             for hop in reversed(forwarded_for.split(",")):
-                address = parse_ip(hop)
+                address = canonical_ip(hop)
                 if address is None:
                     break
-                client = str(address)
+                client = address
                 if not self.is_trusted(client):
                     break
         elif real_ip:
-            address = parse_ip(real_ip)
-            if address is not None:
-                client = str(address)
+            client = canonical_ip(real_ip) or client
         return ForwardedFor(client=client, peer=peer, peer_trusted=True)
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Literal
 
 from gate.challenge.signing import SignatureError, sign, unsign
@@ -22,6 +23,7 @@ VERSION = "c1"
 LIFETIME_SECONDS = 600  # a challenge must be solved within ten minutes
 MAX_NONCE_DIGITS = 20
 MAX_DIFFICULTY = 32  # the solver compares the digest's first 32-bit word only
+MAX_CACHED_USER_AGENT = 512  # longer User-Agents are hashed each time: the cache must stay small
 NOJS_BASE_SECONDS = 5
 CHEAP_TAIL = 64 - 9 - 12  # room left in the last block for SHA-256's padding and a 12-digit nonce
 
@@ -38,7 +40,16 @@ class ChallengeError(Exception):
 
 
 def user_agent_hash(user_agent: str) -> str:
+    """What a challenge and a pass token bind of the User-Agent; hashed once per recent User-Agent of ordinary
+    length (every request on a pass checks it)."""
+    return _recent_user_agent_hash(user_agent) if len(user_agent) <= MAX_CACHED_USER_AGENT else _hash(user_agent)
+
+
+def _hash(user_agent: str) -> str:
     return hashlib.sha256(user_agent.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+_recent_user_agent_hash = lru_cache(maxsize=4096)(_hash)
 
 
 @dataclass(frozen=True, slots=True)
