@@ -47,6 +47,7 @@ SITE = REPOSITORY / "tests" / "data" / "site"
 RESULTS = REPOSITORY / "bench" / "results"
 PAGE = "/page.html"
 THREADS = 2
+SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None  # tmpfs, for nginx's cache of gate's decisions
 WARMUP_SECONDS = 2
 # One nginx worker per core, as a production nginx on this machine would have.
 NGINX_WORKERS = 2
@@ -355,7 +356,10 @@ def run_benchmark(
             cached_gate = start(
                 AUTH_CACHED, True, "--mode", "auth", "--workers", "2", "--auth-cache", str(AUTH_CACHE_SECONDS)
             )
-            cache_path = AUTH_CACHE_PATH.format(directory=directory / "gate-decisions")
+            # In memory, as the shipped config's /run is: on disk, writing an entry for each new client cost nginx
+            # more than asking gate (0.092 against 0.164 of the baseline, measured 2026-11-28 12:09 UTC).
+            in_memory = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="gate-bench-", dir=SHM)))
+            cache_path = AUTH_CACHE_PATH.format(directory=in_memory / "gate-decisions")
             cached_front = front(
                 "nginx-auth-cached", AUTH_SERVER, gate_port=cached_gate.port, cache_path=cache_path, cache=AUTH_CACHE
             )

@@ -55,9 +55,9 @@ def render(
         "/etc/letsencrypt/live/example.org/privkey.pem": str(certificate.key),
         "server 127.0.0.1:8080;": f"server 127.0.0.1:{gate_port};",
         "/var/www/example.org": str(root),
-        "/var/lib/nginx/gate-decisions": str(cache),
+        "/run/nginx-gate-decisions": str(cache),
     }
-    auth_only = ("/var/www/example.org", "/var/lib/nginx/gate-decisions")
+    auth_only = ("/var/www/example.org", "/run/nginx-gate-decisions")
     for shipped, local in replacements.items():
         if shipped in auth_only and name != "gate-auth.conf":
             continue
