@@ -3,7 +3,7 @@
 Counting every request in the shared store costs a round trip per request, and a budget needs no such exactness:
 it bounds how much one solved challenge buys, roughly, not to the request. So a token's first request on an
 instance (or its first after a pause) is counted in the store and waits for the total; while the token stays in
-use its requests are counted here and added to the store in one call per token every FLUSH_SECONDS, which also
+use its requests are counted here and added to the store, all tokens in one call, every FLUSH_SECONDS, which also
 brings back what other instances counted. A busy token can therefore overshoot its budget by what the instances
 let through in one flush interval; a token used now and then is counted exactly.
 """
@@ -67,32 +67,43 @@ class PassBudgets:
         return tally.known + tally.pending
 
     async def flush(self) -> None:
-        """Add every pending count to the store and learn the totals; forget tokens that went idle."""
+        """Add every pending count to the store, in one call, and learn the totals; forget tokens that went idle."""
         self._flush_scheduled = False
         now = time.monotonic()
         for token_id, tally in list(self.tallies.items()):
             if not tally.pending and now - tally.last_used > IDLE_SECONDS:
                 del self.tallies[token_id]
-        await asyncio.gather(*(self._add_or_log(tally) for tally in self.tallies.values() if tally.pending))
+        pending = [tally for tally in self.tallies.values() if tally.pending]
+        if pending:
+            try:
+                await self._add(*pending)
+            except StoreError as error:
+                log.warning("pass budget counts not added: %s", error)
         if self.tallies:
             self._schedule_flush()  # to forget the idle ones, if nothing else
 
-    async def _add(self, tally: Tally) -> None:
-        amount, tally.pending = tally.pending, 0  # what is counted while the store answers waits for the next add
+    async def _add(self, *tallies: Tally) -> None:
+        """Add the tallies' pending counts to the store and learn their totals; on a StoreError they stay pending."""
+        amounts = [tally.pending for tally in tallies]
+        for tally in tallies:
+            tally.pending = 0  # what is counted while the store answers waits for the next add
+        wall = time.time()
         try:
-            total = await self.store.incr(tally.key, ttl=max(1.0, tally.expires - time.time()), amount=amount)
+            totals = await self.store.incr_many(
+                [
+                    (tally.key, amount, max(1.0, tally.expires - wall))
+                    for tally, amount in zip(tallies, amounts, strict=True)
+                ]
+            )
         except StoreError:
-            tally.pending += amount
+            for tally, amount in zip(tallies, amounts, strict=True):
+                tally.pending += amount
             raise
-        tally.known, tally.synced_at = total, time.monotonic()
-        if total - amount <= tally.budget < total:  # this addition crossed the budget: once over every instance
-            await self.on_used_up(tally.network)
-
-    async def _add_or_log(self, tally: Tally) -> None:
-        try:
-            await self._add(tally)
-        except StoreError as error:
-            log.warning("pass budget counts not added: %s", error)
+        learned = time.monotonic()
+        for tally, amount, total in zip(tallies, amounts, totals, strict=True):
+            tally.known, tally.synced_at = total, learned
+            if total - amount <= tally.budget < total:  # this addition crossed the budget: once over every instance
+                await self.on_used_up(tally.network)
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:

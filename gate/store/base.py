@@ -58,6 +58,10 @@ class Store(Protocol):
 
         Raises StoreError when the key holds something that is not a counter."""
 
+    async def incr_many(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
+        """incr for several counters, (key, amount, ttl) each, in one round trip: their new values, in order.
+        Atomic per cluster slot."""
+
     async def delete(self, key: str) -> bool:
         """Remove a key; True when it existed."""
 

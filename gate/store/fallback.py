@@ -134,6 +134,12 @@ class FallbackStore:
         )
         return value
 
+    async def incr_many(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
+        values, _ = await self._call(
+            "incr_many", lambda: self.shared.incr_many(counts), lambda: self.fallback.incr_many(counts)
+        )
+        return values
+
     async def delete(self, key: str) -> bool:
         return (await self._call("delete", lambda: self.shared.delete(key), lambda: self.fallback.delete(key)))[0]
 

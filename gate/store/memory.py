@@ -69,6 +69,9 @@ class MemoryStore:
         self._put(key, value, expires_at)
         return value
 
+    async def incr_many(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
+        return [await self.incr(key, ttl, amount) for key, amount, ttl in counts]
+
     async def delete(self, key: str) -> bool:
         entry = self._entries.pop(key, None)
         return entry is not None and entry[1] > self.clock()

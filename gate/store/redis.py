@@ -29,13 +29,17 @@ KEY_PREFIX = "gate:"
 # client needs a connection of its own: the pool must hold as many as a worker has requests in flight.
 DEFAULT_OPTIONS = {"socket_timeout": "0.5", "socket_connect_timeout": "0.5", "max_connections": "1024"}
 
-# INCRBY and set the expiry only when the counter is new: one atomic round trip.
+# INCRBY and set the expiry only when the counter is new: one atomic round trip, for each key (ARGV holds ttl_ms and
+# amount per key); the new values, in order.
 INCR_WITH_TTL = Script("""
-local value = redis.call('INCRBY', KEYS[1], ARGV[2])
-if redis.call('PTTL', KEYS[1]) < 0 then
-    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local values = {}
+for i = 1, #KEYS do
+    values[i] = redis.call('INCRBY', KEYS[i], ARGV[2 * i])
+    if redis.call('PTTL', KEYS[i]) < 0 then
+        redis.call('PEXPIRE', KEYS[i], ARGV[2 * i - 1])
+    end
 end
-return value
+return values
 """)
 
 
@@ -144,7 +148,9 @@ def sentinel_client(url: str) -> tuple[Any, list[Any]]:
 class RedisStore:
     # The operations that go through the lean client when there is one: every await on their way is on a plain
     # future, so a deadline (FallbackStore) may cancel them directly.
-    LEAN_OPERATIONS = frozenset({"get", "set", "incr", "delete", "ttl", "rate_limit", "add_charges", "ping"})
+    LEAN_OPERATIONS = frozenset(
+        {"get", "set", "incr", "incr_many", "delete", "ttl", "rate_limit", "add_charges", "ping"}
+    )
 
     def __init__(self, client: Any, sentinels: Sequence[Any] = (), lean: RespClient | None = None) -> None:
         self._client = client
@@ -210,8 +216,24 @@ class RedisStore:
         return bool(done)  # OK (or True from redis-py), None when NX found the key
 
     async def incr(self, key: str, ttl: float, amount: int = 1) -> int:
-        value = await self._call(lambda: self._run(INCR_WITH_TTL, [KEY_PREFIX + key], [milliseconds(ttl), amount]))
-        return int(value)
+        [value] = await self._call(lambda: self._incr([(key, amount, ttl)]))
+        return value
+
+    async def incr_many(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
+        groups: dict[int, list[tuple[str, int, float]]] = {}
+        for count in counts:
+            groups.setdefault(self._slot(count[0]), []).append(count)
+        answers = await self._call(lambda: asyncio.gather(*(self._incr(group) for group in groups.values())))
+        values = {id(count): value for group, answer in zip(groups.values(), answers, strict=True)
+                  for count, value in zip(group, answer, strict=True)}  # fmt: skip
+        return [values[id(count)] for count in counts]
+
+    async def _incr(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
+        arguments: list[int] = []
+        for _, amount, ttl in counts:
+            arguments += [milliseconds(ttl), amount]
+        values = await self._run(INCR_WITH_TTL, [KEY_PREFIX + key for key, _, _ in counts], arguments)
+        return [int(value) for value in values]
 
     async def delete(self, key: str) -> bool:
         removed = await self._call(lambda: self._command("DEL", KEY_PREFIX + key))

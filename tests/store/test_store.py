@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -98,6 +99,17 @@ async def test_incr_on_a_value_that_is_not_a_counter_raises_store_error(
     with pytest.raises(StoreError):
         await store.incr(key("text"), 10)
     assert await store.get(key("text")) == b"not a number"
+
+
+async def test_incr_many_counts_each_key_in_order_across_slots(store: Store) -> None:
+    run = uuid.uuid4().hex
+    counters = [(f"test:{{{run}-{index}}}:n", index + 1, 30.0) for index in range(5)]  # five hash tags: five slots
+    await store.incr(counters[2][0], 30, 10)
+    assert await store.incr_many(counters) == [1, 2, 13, 4, 5]
+    assert await store.incr_many(counters[:2]) == [2, 4]
+    remaining = await store.ttl(counters[0][0])
+    assert remaining is not None and 29 < remaining <= 30
+    assert await store.incr_many([]) == []
 
 
 async def test_ttl_of_missing_key_is_none(store: Store, key: Callable[[str], str]) -> None:
