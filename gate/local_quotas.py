@@ -40,6 +40,7 @@ MIN_BURST = 10  # smaller bursts are always decided by the store: one request is
 class Tracked:
     quota: Quota
     tat: int  # theoretical arrival time in ms on time.time()'s clock, as learned plus what was charged here since
+    interval: int  # the quota's interval in ms
     pending: int = 0  # charged here, not yet added to the store
     trusted: bool = True  # False after the store refused or banned: the next request asks it again
 
@@ -79,19 +80,19 @@ class LocalQuotas:
             states.append(state)
         now = int(time.time() * 1000)
         verdicts = []
-        for quota, state in zip(quotas, states, strict=True):
-            interval = milliseconds(quota.interval)
-            tat = max(state.tat, now) + interval
-            ahead = tat - now
-            remaining = (interval * quota.burst - ahead) // interval
-            if remaining < quota.burst // 2:
+        new_tats = []
+        for state in states:
+            tat = max(state.tat, now) + state.interval
+            remaining = (state.interval * state.quota.burst - (tat - now)) // state.interval  # as gcra.charge
+            if remaining < state.quota.burst // 2:
                 return None  # close to the limit: the store decides, exactly
-            verdicts.append(Verdict(True, remaining, 0.0, ahead / 1000))
-        for quota, state in zip(quotas, states, strict=True):
-            state.tat = max(state.tat, now) + milliseconds(quota.interval)
+            verdicts.append(Verdict(True, remaining, 0.0, (tat - now) / 1000))
+            new_tats.append(tat)
+        for state, tat in zip(states, new_tats, strict=True):
+            state.tat = tat
             state.pending += 1
-            self.unsent[quota.key] = state
-            self.tracked.move_to_end(quota.key)
+            self.unsent[state.quota.key] = state
+            self.tracked.move_to_end(state.quota.key)
         if ban_key is not None:
             self.bans_to_check.add(ban_key)
         self._schedule_flush()
@@ -114,9 +115,9 @@ class LocalQuotas:
             tat = now + round(verdict.reset_after * 1000)
             if state is None:
                 if quota.burst >= MIN_BURST:
-                    self._track(Tracked(quota, tat))
+                    self._track(Tracked(quota, tat, milliseconds(quota.interval)))
             else:  # charges made here since, and not yet sent, are not in the store's answer
-                state.tat, state.trusted = tat + state.pending * milliseconds(quota.interval), True
+                state.tat, state.trusted = tat + state.pending * state.interval, True
                 self.tracked.move_to_end(quota.key)
 
     async def flush(self) -> None:
@@ -149,7 +150,7 @@ class LocalQuotas:
             raise
         now = int(time.time() * 1000)
         for state, reset in zip(states, resets, strict=True):
-            state.tat = now + round(reset * 1000) + state.pending * milliseconds(state.quota.interval)
+            state.tat = now + round(reset * 1000) + state.pending * state.interval
         learned = time.monotonic()
         for ban_key, banned_for in zip(ban_keys, bans, strict=True):
             self._learn_ban(ban_key, banned_for, learned)
