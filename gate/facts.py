@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from gate.asgi import Scope
-from gate.net import ForwardedFor, TrustedProxies, client_prefix, parse_ip
+from gate.net import ForwardedFor, TrustedProxies, prefix_of
 
 UNKNOWN_PEER = "0.0.0.0"
 
@@ -61,7 +61,6 @@ class Facts:
         if who.peer_trusted:
             scheme = first_value(headers.get("x-forwarded-proto")) or scheme
             host = first_value(headers.get("x-forwarded-host")) or host
-        address = parse_ip(who.client)
         return cls(
             method=method if method is not None else scope.get("method", "GET"),
             http_version=scope.get("http_version", "1.1"),
@@ -71,7 +70,7 @@ class Facts:
             raw_path=raw_path if raw_path is not None else raw_path_of(scope),
             query=query if query is not None else scope.get("query_string", b"").decode("latin-1"),
             ip=who.client,
-            prefix=client_prefix(address) if address is not None else who.client,
+            prefix=prefix_of(who.client) or who.client,
             peer=who.peer,
             peer_trusted=who.peer_trusted,
             user_agent=headers.get("user-agent", ""),

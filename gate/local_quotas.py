@@ -16,13 +16,13 @@ instance sets reaches this one at its next flush. Counting stays complete: every
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gate.later import FlushLater
 from gate.store import Quota, Store, StoreError, Verdict, Verdicts
 from gate.store.gcra import milliseconds
 
@@ -53,8 +53,7 @@ class LocalQuotas:
         # ban key -> monotonic time the store last said it was absent, least recently learned first
         self.unbanned: OrderedDict[str, float] = OrderedDict()
         self.bans_to_check: set[str] = set()
-        self._flush_scheduled = False
-        self._flushing: set[asyncio.Task[None]] = set()
+        self.flusher = FlushLater(FLUSH_SECONDS, self.flush)
 
     async def rate_limit(self, quotas: Sequence[Quota], ban_key: str | None = None) -> Verdicts:
         """Store.rate_limit, decided here when the client is far from every limit."""
@@ -95,7 +94,7 @@ class LocalQuotas:
             self.tracked.move_to_end(state.quota.key)
         if ban_key is not None:
             self.bans_to_check.add(ban_key)
-        self._schedule_flush()
+        self.flusher.schedule()
         return Verdicts(verdicts)
 
     def learn(self, quotas: Sequence[Quota], ban_key: str | None, answer: Verdicts) -> None:
@@ -122,7 +121,6 @@ class LocalQuotas:
 
     async def flush(self) -> None:
         """Add the charges made here to the store, learn the quotas' state and the bans from it, forget idle ones."""
-        self._flush_scheduled = False
         unsent, self.unsent = self.unsent, {}
         ban_keys, self.bans_to_check = list(self.bans_to_check), set()
         self._forget_idle()
@@ -131,7 +129,7 @@ class LocalQuotas:
                 await self._add(list(unsent.values()), ban_keys)
             except StoreError as error:
                 log.warning("rate limit charges not added to the store: %s", error)
-                self._schedule_flush()
+                self.flusher.schedule()
 
     async def _add(self, states: list[Tracked], ban_keys: list[str]) -> None:
         """Add these quotas' unsent charges to the store and learn their state and the bans; on a StoreError the
@@ -180,13 +178,3 @@ class LocalQuotas:
         stale = time.monotonic() - IDLE_SECONDS
         while self.unbanned and next(iter(self.unbanned.values())) < stale:
             self.unbanned.popitem(last=False)
-
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._start_flush)
-
-    def _start_flush(self) -> None:
-        task = asyncio.ensure_future(self.flush())
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)

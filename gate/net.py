@@ -21,8 +21,6 @@ IPV4_PREFIX_LEN = 24
 IPV6_PREFIX_LEN = 64
 
 
-# Caches are bounded: addresses come from clients, and a few thousand recent ones cover the steady state.
-@lru_cache(maxsize=16384)
 def parse_ip(text: str) -> IPAddress | None:
     """An address from a header or socket, IPv4-mapped IPv6 folded to IPv4; None when it is not an address."""
     text = text.strip()
@@ -41,11 +39,21 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
+# What a request needs of its addresses is cached by their text: str() of an address object costs more than the
+# parse. The caches are bounded (addresses come from clients; a few thousand recent ones cover the steady state),
+# and hold strings only: with a cache of address objects too, a flood of new addresses cost 3 MB more per worker.
 @lru_cache(maxsize=16384)
 def canonical_ip(text: str) -> str | None:
-    """parse_ip's address as text (str() of an address object costs more than the parse: cached alike)."""
+    """parse_ip's address as text."""
     address = parse_ip(text)
     return str(address) if address is not None else None
+
+
+@lru_cache(maxsize=16384)
+def prefix_of(text: str) -> str | None:
+    """client_prefix of an address given as text; None when it is not an address."""
+    address = parse_ip(text)
+    return client_prefix(address) if address is not None else None
 
 
 def parse_network(text: str) -> IPNetwork:
@@ -69,7 +77,6 @@ def hostname(host: str) -> str:
     return host.rsplit(":", 1)[0].lower()
 
 
-@lru_cache(maxsize=16384)
 def client_prefix(address: IPAddress) -> str:
     """The network a client is bound to: its /24 for IPv4, its /64 for IPv6 (integer masking: this runs for
     every new client address, and building an ip_network costs several times more)."""

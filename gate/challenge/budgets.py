@@ -10,13 +10,13 @@ let through in one flush interval; a token used now and then is counted exactly.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from gate.later import FlushLater
 from gate.store import Store, StoreError
 
 log = logging.getLogger("gate.challenge")
@@ -45,8 +45,7 @@ class PassBudgets:
         self.store = store
         self.on_used_up = on_used_up
         self.tallies: dict[str, Tally] = {}
-        self._flush_scheduled = False
-        self._flushing: set[asyncio.Task[None]] = set()
+        self.flusher = FlushLater(FLUSH_SECONDS, self.flush)
 
     async def count(self, token_id: str, budget: int, expires: float, network: str) -> int:
         """Count one request on the token and return its total so far, over every instance as far as known.
@@ -63,12 +62,11 @@ class PassBudgets:
         tally.last_used = now
         if now - tally.synced_at > STALE_SECONDS or tally.known + tally.pending == budget + 1:
             await self._add(tally)  # first use, a pause, or the budget runs out here: the store decides now
-        self._schedule_flush()
+        self.flusher.schedule()
         return tally.known + tally.pending
 
     async def flush(self) -> None:
         """Add every pending count to the store, in one call, and learn the totals; forget tokens that went idle."""
-        self._flush_scheduled = False
         now = time.monotonic()
         for token_id, tally in list(self.tallies.items()):
             if not tally.pending and now - tally.last_used > IDLE_SECONDS:
@@ -80,7 +78,7 @@ class PassBudgets:
             except StoreError as error:
                 log.warning("pass budget counts not added: %s", error)
         if self.tallies:
-            self._schedule_flush()  # to forget the idle ones, if nothing else
+            self.flusher.schedule()  # to forget the idle ones, if nothing else
 
     async def _add(self, *tallies: Tally) -> None:
         """Add the tallies' pending counts to the store and learn their totals; on a StoreError they stay pending."""
@@ -104,13 +102,3 @@ class PassBudgets:
             tally.known, tally.synced_at = total, learned
             if total - amount <= tally.budget < total:  # this addition crossed the budget: once over every instance
                 await self.on_used_up(tally.network)
-
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._start_flush)
-
-    def _start_flush(self) -> None:
-        task = asyncio.ensure_future(self.flush())
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
