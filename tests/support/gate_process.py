@@ -44,11 +44,10 @@ class GateProcess:
         stop(self.process)
 
     def log_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                lines.append(json.loads(line))
-        return lines
+        """The JSON lines gate has written so far; a line it is still writing (no newline yet) is left for later."""
+        text = self.log.read_text(errors="replace")
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
 
     def access_lines(self, path: str | None = None, wait: float = 2.0) -> list[dict[str, Any]]:
         """The request log lines (for `path`, when given), waiting briefly for the line to be written."""
