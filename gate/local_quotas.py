@@ -74,8 +74,8 @@ class LocalQuotas:
         states = []
         for quota in quotas:
             state = self.tracked.get(quota.key)
-            if state is None or not state.trusted or quota.burst < MIN_BURST:
-                return None
+            if state is None or not state.trusted or state.quota != quota or quota.burst < MIN_BURST:
+                return None  # unknown, refused or banned last time, its limit changed (a reload), or a small burst
             states.append(state)
         now = int(time.time() * 1000)
         verdicts = []
@@ -87,7 +87,8 @@ class LocalQuotas:
                 return None  # close to the limit: the store decides, exactly
             verdicts.append(Verdict(True, remaining, 0.0, (tat - now) / 1000))
             new_tats.append(tat)
-        for state, tat in zip(states, new_tats, strict=True):
+        # One key twice ("per: [ip, pass]" for a client without a pass) is one quota, as in the store's script.
+        for state, tat in {id(state): (state, tat) for state, tat in zip(states, new_tats, strict=True)}.values():
             state.tat = tat
             state.pending += 1
             self.unsent[state.quota.key] = state
@@ -116,6 +117,7 @@ class LocalQuotas:
                 if quota.burst >= MIN_BURST:
                     self._track(Tracked(quota, tat, milliseconds(quota.interval)))
             else:  # charges made here since, and not yet sent, are not in the store's answer
+                state.quota, state.interval = quota, milliseconds(quota.interval)  # the limit may have been reloaded
                 state.tat, state.trusted = tat + state.pending * state.interval, True
                 self.tracked.move_to_end(quota.key)
 
@@ -129,7 +131,6 @@ class LocalQuotas:
                 await self._add(list(unsent.values()), ban_keys)
             except StoreError as error:
                 log.warning("rate limit charges not added to the store: %s", error)
-                self.flusher.schedule()
 
     async def _add(self, states: list[Tracked], ban_keys: list[str]) -> None:
         """Add these quotas' unsent charges to the store and learn their state and the bans; on a StoreError the
@@ -145,6 +146,7 @@ class LocalQuotas:
             for state, count in zip(states, counts, strict=True):
                 state.pending += count
                 self.unsent[state.quota.key] = state
+            self.flusher.schedule()  # to try again
             raise
         now = int(time.time() * 1000)
         for state, reset in zip(states, resets, strict=True):

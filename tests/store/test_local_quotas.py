@@ -89,3 +89,27 @@ async def test_small_bursts_are_always_decided_by_the_store(store: Store, key: C
     await allowed(local, quota, 5)
     assert counting.decided == 5
     assert not local.tracked
+
+
+async def test_a_limit_changed_by_a_reload_is_decided_by_the_store_again(
+    store: Store, key: Callable[[str], str]
+) -> None:
+    counting = CountingStore(store)
+    local = LocalQuotas(counting)  # type: ignore[arg-type]
+    assert await allowed(local, Quota(key("reloaded"), interval=60.0, burst=100), 3) == 3
+    tightened = Quota(key("reloaded"), interval=60.0, burst=10)
+    decided = counting.decided
+    assert await allowed(local, tightened, 1) == 1
+    assert counting.decided == decided + 1  # the store, with the new burst; what was let through here first
+    await local.flush()
+    assert (await store.rate_limit([tightened])).each[0].remaining == 10 - 5
+
+
+async def test_one_key_asked_twice_in_a_request_is_charged_once(store: Store, key: Callable[[str], str]) -> None:
+    """`per: [ip, pass]` for a client without a pass names the same key twice, which the store charges once."""
+    local = LocalQuotas(store)
+    quota = Quota(key("twice"), interval=60.0, burst=100)
+    for _ in range(5):
+        assert all(verdict.allowed for verdict in (await local.rate_limit([quota, quota])).each)
+    await local.flush()
+    assert (await store.rate_limit([quota])).each[0].remaining == 100 - 6
