@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gate.later import FlushLater
-from gate.store import Quota, Store, StoreError, Verdict, Verdicts
-from gate.store.gcra import milliseconds
+from gate.store import Quota, Store, StoreError, Verdicts
+from gate.store.gcra import charge, milliseconds
 
 log = logging.getLogger("gate.throttle")
 
@@ -40,7 +40,6 @@ MIN_BURST = 10  # smaller bursts are always decided by the store: one request is
 class Tracked:
     quota: Quota
     tat: int  # theoretical arrival time in ms on time.time()'s clock, as learned plus what was charged here since
-    interval: int  # the quota's interval in ms
     pending: int = 0  # charged here, not yet added to the store
     trusted: bool = True  # False after the store refused or banned: the next request asks it again
 
@@ -77,16 +76,11 @@ class LocalQuotas:
             if state is None or not state.trusted or state.quota != quota or quota.burst < MIN_BURST:
                 return None  # unknown, refused or banned last time, its limit changed (a reload), or a small burst
             states.append(state)
-        now = int(time.time() * 1000)
-        verdicts = []
-        new_tats = []
-        for state in states:
-            tat = max(state.tat, now) + state.interval
-            remaining = (state.interval * state.quota.burst - (tat - now)) // state.interval  # as gcra.charge
-            if remaining < state.quota.burst // 2:
-                return None  # close to the limit: the store decides, exactly
-            verdicts.append(Verdict(True, remaining, 0.0, (tat - now) / 1000))
-            new_tats.append(tat)
+        verdicts, new_tats = charge(quotas, [state.tat for state in states], int(time.time() * 1000))
+        if new_tats is None or any(
+            verdict.remaining < quota.burst // 2 for verdict, quota in zip(verdicts, quotas, strict=True)
+        ):
+            return None  # close to the limit: the store decides, exactly
         # One key twice ("per: [ip, pass]" for a client without a pass) is one quota, as in the store's script.
         for state, tat in {id(state): (state, tat) for state, tat in zip(states, new_tats, strict=True)}.values():
             state.tat = tat
@@ -115,10 +109,10 @@ class LocalQuotas:
             tat = now + round(verdict.reset_after * 1000)
             if state is None:
                 if quota.burst >= MIN_BURST:
-                    self._track(Tracked(quota, tat, milliseconds(quota.interval)))
+                    self._track(Tracked(quota, tat))
             else:  # charges made here since, and not yet sent, are not in the store's answer
-                state.quota, state.interval = quota, milliseconds(quota.interval)  # the limit may have been reloaded
-                state.tat, state.trusted = tat + state.pending * state.interval, True
+                state.quota = quota  # the limit may have been reloaded
+                state.tat, state.trusted = tat + state.pending * milliseconds(quota.interval), True
                 self.tracked.move_to_end(quota.key)
 
     async def flush(self) -> None:
@@ -150,7 +144,7 @@ class LocalQuotas:
             raise
         now = int(time.time() * 1000)
         for state, reset in zip(states, resets, strict=True):
-            state.tat = now + round(reset * 1000) + state.pending * state.interval
+            state.tat = now + round(reset * 1000) + state.pending * milliseconds(state.quota.interval)
         learned = time.monotonic()
         for ban_key, banned_for in zip(ban_keys, bans, strict=True):
             self._learn_ban(ban_key, banned_for, learned)

@@ -16,6 +16,11 @@ def milliseconds(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
+def advance(tat: int | None, now: int, interval: int, count: int = 1) -> int:
+    """The TAT after `count` requests at `now` (a quota never charged, or full again, starts from now)."""
+    return max(tat if tat is not None else now, now) + interval * count
+
+
 def charge(quotas: Sequence[Quota], stored: Sequence[int | None], now: int) -> tuple[list[Verdict], list[int] | None]:
     """Verdicts for one request, and the new TATs to store (None when refused: nothing is charged)."""
     verdicts: list[Verdict] = []
@@ -23,7 +28,7 @@ def charge(quotas: Sequence[Quota], stored: Sequence[int | None], now: int) -> t
     for quota, tat in zip(quotas, stored, strict=True):
         interval = milliseconds(quota.interval)
         tolerance = interval * quota.burst
-        new_tat = max(tat if tat is not None else now, now) + interval
+        new_tat = advance(tat, now, interval)
         ahead = new_tat - now
         if ahead > tolerance:
             verdicts.append(Verdict(False, 0, (ahead - tolerance) / 1000, (ahead - interval) / 1000))

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 from gate.store.base import Quota, StoreError, Verdicts
-from gate.store.gcra import charge, milliseconds
+from gate.store.gcra import advance, charge, milliseconds
 
 Value = bytes | int | dict[str, int]  # a string, a counter or a hash of counters
 
@@ -86,11 +86,7 @@ class MemoryStore:
         if ban_key is not None and (ban := self._live(ban_key, moment)) is not None:
             return Verdicts([], ban[1] - moment)
         now = int(moment * 1000)
-        stored = []
-        for quota in quotas:
-            entry = self._live(quota.key, moment)
-            stored.append(entry[0] if entry is not None and isinstance(entry[0], int) else None)
-        verdicts, new_tats = charge(quotas, stored, now)
+        verdicts, new_tats = charge(quotas, [self._tat(quota.key, moment) for quota in quotas], now)
         for quota, tat in zip(quotas, new_tats or [], strict=False):
             self._put(quota.key, tat, moment + (tat - now) / 1000)
         return Verdicts(verdicts)
@@ -102,13 +98,16 @@ class MemoryStore:
         now = int(moment * 1000)
         resets = []
         for quota, count in charges:
-            entry = self._live(quota.key, moment)
-            stored = entry[0] if entry is not None and isinstance(entry[0], int) else now
-            tat = max(stored, now) + milliseconds(quota.interval) * count
+            tat = advance(self._tat(quota.key, moment), now, milliseconds(quota.interval), count)
             self._put(quota.key, tat, moment + (tat - now) / 1000)
             resets.append((tat - now) / 1000)
         bans = [ban[1] - moment if (ban := self._live(key, moment)) is not None else 0.0 for key in ban_keys]
         return resets, bans
+
+    def _tat(self, key: str, moment: float) -> int | None:
+        """A quota's stored TAT; None when it has none (never charged, or full again)."""
+        entry = self._live(key, moment)
+        return entry[0] if entry is not None and isinstance(entry[0], int) else None
 
     async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
         now = self.clock()
