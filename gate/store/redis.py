@@ -23,6 +23,8 @@ from gate.store.gcra import milliseconds
 from gate.store.resp import Argument, RespClient, Script, endpoint_from_url, refusal
 
 T = TypeVar("T")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 KEY_PREFIX = "gate:"
 # Socket timeouts are a backstop (FallbackStore's deadline is much shorter). Every concurrent command on redis-py's
@@ -220,13 +222,7 @@ class RedisStore:
         return value
 
     async def incr_many(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
-        groups: dict[int, list[tuple[str, int, float]]] = {}
-        for count in counts:
-            groups.setdefault(self._slot(count[0]), []).append(count)
-        answers = await self._call(lambda: asyncio.gather(*(self._incr(group) for group in groups.values())))
-        values = {id(count): value for group, answer in zip(groups.values(), answers, strict=True)
-                  for count, value in zip(group, answer, strict=True)}  # fmt: skip
-        return [values[id(count)] for count in counts]
+        return await self._call(lambda: self._per_slot(counts, lambda count: count[0], self._incr))
 
     async def _incr(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
         arguments: list[int] = []
@@ -294,32 +290,37 @@ class RedisStore:
     async def add_charges(
         self, charges: Sequence[tuple[Quota, int]], ban_keys: Sequence[str] = ()
     ) -> tuple[list[float], list[float]]:
-        groups: dict[int, tuple[list[tuple[Quota, int]], list[str]]] = {}
-        for charge in charges:
-            groups.setdefault(self._slot(charge[0].key), ([], []))[0].append(charge)
-        for ban_key in ban_keys:
-            groups.setdefault(self._slot(ban_key), ([], []))[1].append(ban_key)
-        answers = await self._call(lambda: asyncio.gather(*(self._add(*group) for group in groups.values())))
-        resets: dict[int, float] = {}
-        bans: dict[str, float] = {}
-        for (group_charges, group_bans), (group_resets, group_left) in zip(groups.values(), answers, strict=True):
-            resets.update(zip(map(id, group_charges), group_resets, strict=True))
-            bans.update(zip(group_bans, group_left, strict=True))
-        return [resets[id(charge)] for charge in charges], [bans[key] for key in ban_keys]
+        items: list[tuple[Quota, int] | str] = [*charges, *ban_keys]
+        seconds = await self._call(lambda: self._per_slot(items, _item_key, self._add))
+        return seconds[: len(charges)], seconds[len(charges) :]
 
-    def _slot(self, key: str) -> int:
-        """The cluster slot a key lives in; 0 for every key of a single server, so one script adds them all."""
-        return int(self._client.keyslot(KEY_PREFIX + key)) if self._cluster else 0
-
-    async def _add(
-        self, charges: Sequence[tuple[Quota, int]], ban_keys: Sequence[str]
-    ) -> tuple[list[float], list[float]]:
-        keys = [KEY_PREFIX + quota.key for quota, _ in charges] + [KEY_PREFIX + key for key in ban_keys]
+    async def _add(self, items: Sequence[tuple[Quota, int] | str]) -> list[float]:
+        """One slot's charges, then its ban keys (add_charges lists them in that order), in one script: seconds
+        until each quota is full again, then each ban's time left."""
+        charges = [item for item in items if not isinstance(item, str)]
+        keys = [KEY_PREFIX + _item_key(item) for item in items]
         arguments = [len(charges)]
         for quota, count in charges:
             arguments += [milliseconds(quota.interval), count]
-        reply = await self._run(ADD_CHARGES, keys, arguments)
-        return [ms / 1000 for ms in reply[: len(charges)]], [ms / 1000 for ms in reply[len(charges) :]]
+        return [ms / 1000 for ms in await self._run(ADD_CHARGES, keys, arguments)]
+
+    async def _per_slot(
+        self,
+        items: Sequence[Item],
+        key_of: Callable[[Item], str],
+        run: Callable[[list[Item]], Awaitable[list[Result]]],
+    ) -> list[Result]:
+        """run() over the items of each cluster slot, all slots at once (one call in all on a single server); the
+        results in the items' order."""
+        slots: dict[int, list[int]] = {}
+        for index, item in enumerate(items):
+            slot = int(self._client.keyslot(KEY_PREFIX + key_of(item))) if self._cluster else 0
+            slots.setdefault(slot, []).append(index)
+        answers = await asyncio.gather(*(run([items[index] for index in indexes]) for indexes in slots.values()))
+        results: dict[int, Result] = {}
+        for indexes, answer in zip(slots.values(), answers, strict=True):
+            results.update(zip(indexes, answer, strict=True))
+        return [results[index] for index in range(len(items))]
 
     async def scan(self, prefix: str, limit: int) -> list[tuple[str, bytes, float]]:
         async def collect() -> list[tuple[str, bytes, float]]:
@@ -374,3 +375,8 @@ class RedisStore:
         await self._client.aclose()
         for sentinel in self._sentinels:
             await sentinel.aclose()
+
+
+def _item_key(item: tuple[Quota, int] | str) -> str:
+    """The key of an add_charges item: a quota's, or a ban key itself."""
+    return item if isinstance(item, str) else item[0].key
