@@ -245,9 +245,7 @@ class RespClient:
 
     async def execute(self, *arguments: Argument) -> Any:
         """The command's reply (bytes, int, None or a list of them); StoreError when Redis refuses it."""
-        connection = self._connection
-        if connection is None or not connection.open:
-            connection = await self._connect()
+        connection = self._open_connection() or await self._connect()
         reply = await connection.send(pack(arguments))
         if isinstance(reply, Exception):
             raise failure(reply)
@@ -262,14 +260,16 @@ class RespClient:
         except StoreUnavailable as error:
             if not str(error).startswith("redis: NOSCRIPT"):
                 raise
-        connection = self._connection
-        if connection is None or not connection.open:
-            connection = await self._connect()
+        connection = self._open_connection() or await self._connect()
         loaded, reply = connection.send_all([pack((b"SCRIPT", b"LOAD", script.body)), pack(command)])
         for answer in (await loaded, await reply):
             if isinstance(answer, Exception):
                 raise failure(answer)
         return reply.result()
+
+    def _open_connection(self) -> Connection | None:
+        connection = self._connection
+        return connection if connection is not None and connection.open else None
 
     async def _connect(self) -> Connection:
         """The open connection; every caller arriving while it is being opened waits for the same attempt."""
