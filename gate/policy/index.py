@@ -18,7 +18,7 @@ import re2
 
 from gate.facts import Facts
 from gate.fingerprint import Signals
-from gate.net import AddressRange, NetworkIndex, address_range
+from gate.net import AddressRange, NetworkIndex
 from gate.policy.model import Rule
 
 INDEX_FROM = 32  # rules; below this the plain loop is faster
@@ -41,7 +41,7 @@ class RuleIndex:
             elif kind == "user_agent":
                 user_agents.append((values, number))
             elif kind == "cidr":
-                networks[str(number)] = [address_range(network) for network in values]
+                networks[str(number)] = list(values)
             else:
                 for value in values:
                     self.by_value[kind].setdefault(value, []).append(number)

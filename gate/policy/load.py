@@ -816,13 +816,13 @@ class _Compiler:
             return Condition(f"client network is {shown}", lambda _, signals: not lists.isdisjoint(signals.networks))
         if key == "cidr":
             try:
-                networks = [parse_network(value) for value in values]
+                ranges = [address_range(parse_network(value)) for value in values]
             except ValueError as error:
                 section.problem(key, f"cidr: {error}")
                 return None
-            index = NetworkIndex({"cidr": [address_range(network) for network in networks]})
+            index = NetworkIndex({"cidr": ranges})
             return Condition(
-                f"client address in {shown}", lambda facts, _: bool(index.lookup(facts.ip)), ("cidr", networks)
+                f"client address in {shown}", lambda facts, _: bool(index.lookup(facts.ip)), ("cidr", ranges)
             )
         if key == "signature":
             unknown = [value for value in values if value not in SIGNATURE_STATES]
