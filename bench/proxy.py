@@ -106,12 +106,20 @@ AUTH_SERVER = """
         }}
     }}
 """
-# The shipped config's decision cache (deploy/nginx/gate-auth.conf), for the run with --auth-cache.
-AUTH_CACHE_PATH = (
-    "proxy_cache_path {directory} levels=1:2 keys_zone=gate_decisions:10m max_size=64m inactive=1m use_temp_path=off;"
-)
-AUTH_CACHE = """proxy_cache gate_decisions;
-            proxy_cache_key "$request_method $scheme://$host$request_uri|$remote_addr|$http_user_agent|$http_cookie|$http_authorization";"""
+# The shipped config's decision cache, read from deploy/nginx/gate-auth.conf (so the benchmark measures what ships),
+# for the run with --auth-cache: its proxy_cache_path parameters after the directory, and its two directives.
+SHIPPED_AUTH = (REPOSITORY / "deploy" / "nginx" / "gate-auth.conf").read_text()
+
+
+def shipped_cache() -> tuple[str, str]:
+    found = re.search(r"^proxy_cache_path \S+ (.*?;)", SHIPPED_AUTH, re.MULTILINE | re.DOTALL)
+    directives = re.findall(r"^\s*(proxy_cache(?:_key)? .*;)$", SHIPPED_AUTH, re.MULTILINE)
+    if found is None or len(directives) != 2:
+        raise RuntimeError("deploy/nginx/gate-auth.conf's decision cache changed shape: update bench/proxy.py")
+    return re.sub(r"\s+", " ", found.group(1)), "\n".join(directives)
+
+
+AUTH_CACHE_PATH, AUTH_CACHE = shipped_cache()
 
 REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([\d.]+)\s*$", re.MULTILINE)
 REQUESTS = re.compile(r"^\s+(\d+) requests in ", re.MULTILINE)
@@ -359,7 +367,7 @@ def run_benchmark(
             # In memory, as the shipped config's /run is: on disk, writing an entry for each new client cost nginx
             # more than asking gate (0.092 against 0.164 of the baseline, measured 2026-11-28 12:09 UTC).
             in_memory = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="gate-bench-", dir=SHM)))
-            cache_path = AUTH_CACHE_PATH.format(directory=in_memory / "gate-decisions")
+            cache_path = f"proxy_cache_path {in_memory / 'gate-decisions'} {AUTH_CACHE_PATH}"
             cached_front = front(
                 "nginx-auth-cached", AUTH_SERVER, gate_port=cached_gate.port, cache_path=cache_path, cache=AUTH_CACHE
             )
