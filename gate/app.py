@@ -464,5 +464,5 @@ def auth_request_facts(scope: Scope, facts: Facts, proxies: TrustedProxies, site
 
 
 def build_app(settings: Settings) -> Gate:
-    """The factory uvicorn calls in each worker process."""
+    """The app for these settings (`gate serve` builds it through server.serving_app, in each worker)."""
     return Gate(settings)
