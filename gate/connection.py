@@ -50,6 +50,46 @@ class GateServerConfig(uvicorn.Config):
         self.client_limits = client_limits
 
 
+class HeadHeldBack(asyncio.Transport):
+    """The transport one request's cycle writes to: its first write (the response head) waits for the next one (the
+    body, most often in the same turn of the loop; every body message writes, if only b"") or for the end of the
+    loop turn, so that a small response goes out in one send. uvloop sends each write at once when nothing is
+    queued: the head alone cost a system call per response, and the client a read."""
+
+    __slots__ = ("first", "held", "loop", "transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.transport = transport
+        self.loop = loop
+        self.first = True
+        self.held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            self.transport.writelines((held, data))
+        elif self.first:
+            self.first = False
+            self.held = bytes(data)
+            self.loop.call_soon(self.release)
+        else:
+            self.transport.write(data)
+
+    def release(self) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            if not self.transport.is_closing():
+                self.transport.write(held)
+
+    def close(self) -> None:
+        self.release()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+
 class HeadRefused(httptools.HttpParserError):
     """Raised from a parser callback to stop reading a request head; uvicorn answers parser errors itself."""
 
@@ -145,7 +185,12 @@ class GuardedProtocol(HttpToolsProtocol):
             len(self.connections) >= self.limit_concurrency or len(self.tasks) >= self.limit_concurrency
         ):
             metrics.client_errors_total.labels("over-connections").inc()  # uvicorn answers 503 (same condition)
+        previous = self.cycle
         super().on_headers_complete()
+        # A new request (not an upgrade), its task not started yet. A HEAD response has no body write to release
+        # its head with: it is written at once.
+        if self.cycle is not previous and self.scope["method"] != "HEAD":
+            self.cycle.transport = HeadHeldBack(self.transport, self.loop)
 
     def on_message_complete(self) -> None:
         self.reading_head = True

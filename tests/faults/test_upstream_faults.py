@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.policy.helpers import browser_headers
-from tests.support.faulty_upstream import UNFRAMED_SENT, faulty_upstream
+from tests.support.faulty_upstream import LATE_BODY_SECONDS, UNFRAMED_SENT, faulty_upstream
 from tests.support.gate_process import GateProcess, start_gate, start_transparent_gate
 from tests.support.nginx import start_nginx_with
 from tests.support.ports import free_port, stop
@@ -61,6 +61,19 @@ def test_a_body_the_upstream_cuts_short_reaches_the_client_incomplete(
         httpx.get(gate_before_faults.url + path, timeout=10)
     assert time.monotonic() - started < UPSTREAM_TIMEOUT  # the cut is passed on at once, not after a timeout
     assert gate_before_faults.access_lines(path)[-1]["error"] == "aborted"
+
+
+def test_a_response_head_is_passed_on_before_a_late_body(gate_before_faults: GateProcess) -> None:
+    """gate holds a response head back for the body's first piece, but only within one turn of its loop: a head
+    the upstream sends long before its body reaches the client at once."""
+    started = time.monotonic()
+    with httpx.stream("GET", gate_before_faults.url + "/head-first", timeout=10) as response:
+        head_after = time.monotonic() - started
+        assert response.status_code == 200
+        assert response.read() == b"late\n"
+        body_after = time.monotonic() - started
+    assert head_after < LATE_BODY_SECONDS / 2
+    assert body_after >= LATE_BODY_SECONDS
 
 
 def test_a_304_with_the_pages_content_length_reaches_the_client_without_failing(

@@ -9,6 +9,7 @@
 | `/short` | sends the headers (Content-Length: 10000) and 1000 bytes, then closes the connection normally |
 | `/cut-chunked` | sends a chunked body's first two chunks, then closes the connection before the last chunk |
 | `/not-modified` | a 304 carrying the page's Content-Length (allowed: it describes the page, not this answer) |
+| `/head-first` | sends the headers (Content-Length: 5), then the body `late\n` LATE_BODY_SECONDS later |
 | anything else | a complete 200 answer, `ok\n`, and closes the connection |
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import struct
+import time
 from contextlib import AbstractContextManager
 
 from tests.support.http_server import http_server
@@ -27,6 +29,7 @@ RESET_LENGTH = 65_536
 RESET_SENT = 4096
 UNFRAMED_SENT = 4096
 CHUNKS = (b"first chunk\n", b"second chunk\n")
+LATE_BODY_SECONDS = 1.0
 
 
 def reset(connection: socket.socket) -> None:
@@ -73,6 +76,11 @@ class _Handler(socketserver.BaseRequestHandler):
             connection.close()
         elif path == "/not-modified":
             connection.sendall(head("304 Not Modified", "Content-Length: 2048", 'ETag: "page"'))
+            connection.close()
+        elif path == "/head-first":
+            connection.sendall(head("200 OK", "Content-Length: 5"))
+            time.sleep(LATE_BODY_SECONDS)
+            connection.sendall(b"late\n")
             connection.close()
         else:
             connection.sendall(head("200 OK", "Content-Length: 3") + b"ok\n")
