@@ -43,6 +43,7 @@ def build_admin_app(settings: Settings, shared_store: Store | None = None) -> St
     registry = metrics.registry()
 
     async def serve_metrics(_: Request) -> Response:
+        metrics.flush()  # what this process counted in batches (with several workers, each adds its own)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_: Request) -> Response:

@@ -155,6 +155,7 @@ class Gate:
                 await self.verifier.close()
                 await self.store.close()
                 self.access_log.flush()
+                metrics.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -412,7 +413,7 @@ class Gate:
         metrics.request_durations(action.value).observe(duration)
         self.site_load.note(outcome.upstream_seconds)
         if outcome.upstream_seconds is not None:
-            metrics.upstream_duration.observe(outcome.upstream_seconds)
+            metrics.upstream_durations().observe(outcome.upstream_seconds)
         if outcome.error is not None:
             metrics.upstream_errors_total.labels(outcome.error).inc()
         self.access_log.write(

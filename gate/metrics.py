@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
@@ -170,25 +172,108 @@ build_info = Gauge(
 )
 
 
+class CountLater:
+    """A counter's increments for one set of label values, added to it in a batch (see `flush`)."""
+
+    __slots__ = ("child", "pending")
+
+    def __init__(self, child: Counter) -> None:
+        self.child = child
+        self.pending = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        first = not self.pending
+        self.pending += amount
+        if first:
+            _mark_dirty(self)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, 0.0
+        if pending:
+            self.child.inc(pending)
+
+
+class ObserveLater:
+    """A histogram's observations for one set of label values, bucketed here and added to it in a batch."""
+
+    __slots__ = ("bounds", "child", "counts", "dirty", "total")
+
+    def __init__(self, child: Histogram) -> None:
+        self.child = child
+        # prometheus-client has no public way to add many observations at once: the buckets and sum are its own
+        # (stable since its first releases; tests/test_admin.py reads them back through /metrics).
+        self.bounds: list[float] = list(child._upper_bounds)
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+        self.dirty = False
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # the first bucket whose bound is >= value (+Inf last)
+        self.total += value
+        if not self.dirty:
+            self.dirty = True
+            _mark_dirty(self)
+
+    def flush(self) -> None:
+        counts, self.counts = self.counts, [0] * len(self.bounds)
+        total, self.total = self.total, 0.0
+        self.dirty = False
+        for bucket, count in zip(self.child._buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)
+        self.child._sum.inc(total)
+
+
+Later = CountLater | ObserveLater
+FLUSH_SECONDS = 0.5
+_dirty: list[Later] = []
+
+
+def _mark_dirty(batch: Later) -> None:
+    if not _dirty:
+        try:
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, flush)
+        except RuntimeError:  # no event loop (a command, a test): nothing to batch with
+            _dirty.append(batch)
+            flush()
+            return
+    _dirty.append(batch)
+
+
+def flush() -> None:
+    """Add what was counted in batches to the metrics: every FLUSH_SECONDS while requests come, at shutdown, and
+    before a scrape that runs in the same process."""
+    batches, _dirty[:] = list(_dirty), []
+    for batch in batches:
+        batch.flush()
+
+
 class Children:
-    """A labelled metric's children, looked up once per combination of label values: prometheus-client's labels()
-    takes a lock and checks the values on every call, twenty times the cost of a dict lookup. For the per-request
-    metrics, whose label values are bounded (actions, rule names, agent classes and names)."""
+    """The per-request metrics, counted in batches by label values: with several workers, every update of a value
+    takes a lock, asks the kernel for the process id and writes to a memory-mapped file; three to six per request
+    cost 6-7 % of a worker's time (docs/benchmarks.md, "Metrics in batches"). Added up every FLUSH_SECONDS, a
+    scrape sees them that much later. Label values must be bounded (actions, rule names, agent classes and names):
+    a batch is kept per combination."""
 
     def __init__(self, metric: Counter | Histogram) -> None:
         self.metric = metric
         self.children: dict[tuple[str, ...], Any] = {}
 
     def __call__(self, *values: str) -> Any:
-        child = self.children.get(values)
-        if child is None:
-            child = self.children[values] = self.metric.labels(*values)
-        return child
+        batch = self.children.get(values)
+        if batch is None:
+            batch = self.children[values] = batched(self.metric.labels(*values) if values else self.metric)
+        return batch
+
+
+def batched(child: Counter | Histogram) -> Later:
+    return CountLater(child) if isinstance(child, Counter) else ObserveLater(child)
 
 
 request_counts = Children(requests_total)
 agent_request_counts = Children(agent_requests_total)
 request_durations = Children(request_duration)
+upstream_durations = Children(upstream_duration)
 store_durations = Children(store_duration)
 
 

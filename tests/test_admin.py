@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from gate.admin import build_admin_app
 from gate.config import Settings, parse_upstream
+from gate.metrics import FLUSH_SECONDS
 from gate.store import MemoryStore
 from gate.throttle import ban_key
 from tests.support.gate_process import GateProcess, sample, start_transparent_gate
@@ -97,8 +99,13 @@ def test_two_workers_serve_and_metrics_add_up(
     with httpx.Client() as client:  # a fresh connection per request spreads them over both workers
         for _ in range(40):
             assert client.get(two.url + "/page.html", headers={"Connection": "close"}).status_code == 200
-    metrics = httpx.get(two.metrics_url + "/metrics").text
-    assert sample(metrics, "gate_requests_total", action="allow", rule="default") == 40
+    # Each worker adds its batch of counts within FLUSH_SECONDS; the supervisor's scrape reads what they added.
+    deadline = time.monotonic() + FLUSH_SECONDS + 2
+    while (counted := two.metric("gate_requests_total", action="allow", rule="default")) < 40:
+        assert time.monotonic() < deadline, f"{counted} of 40 requests counted"
+        time.sleep(0.05)
+    time.sleep(FLUSH_SECONDS)
+    assert two.metric("gate_requests_total", action="allow", rule="default") == 40  # and none counted twice
 
 
 def test_request_log_line_explains_the_decision(gate: GateProcess) -> None:
