@@ -39,7 +39,8 @@ FILES_BESIDES_CLIENTS = 256  # upstream and store connections, the rules and ran
 # The collector's first generation is collected after this many more container objects were made than freed.
 # Python's default (700) is less than what 64 requests in flight hold: every few requests a collection ran over all
 # of them, and moved them on to be scanned again in the older generations. That was 6-7 % of a worker's time under
-# load; with 10,000 it collected 4 times in 20 s, at the same resident memory (docs/benchmarks.md, "Garbage").
+# load; with 10,000 it collected 4 times in 20 s, at the same resident memory (docs/benchmarks.md, "Garbage
+# collection").
 YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
