@@ -200,8 +200,9 @@ class ObserveLater:
 
     def __init__(self, child: Histogram) -> None:
         self.child = child
-        # prometheus-client has no public way to add many observations at once: the buckets and sum are its own
-        # (stable since its first releases; tests/test_admin.py reads them back through /metrics).
+        # prometheus-client has no public way to add many observations at once: the bounds, buckets and sum used
+        # here are its own (stable since its first releases; tests/test_metrics_batches.py compares the result with
+        # observations made one by one).
         self.bounds: list[float] = list(child._upper_bounds)
         self.counts = [0] * len(self.bounds)
         self.total = 0.0
