@@ -12,6 +12,6 @@ def test_a_serving_process_collects_young_objects_less_often_than_python_does() 
         app = serving_app(Settings(upstream=parse_upstream("http://127.0.0.1:9")))
         assert isinstance(app, Gate)
         assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, before[1], before[2])
-        assert YOUNG_COLLECTION_THRESHOLD > before[0]
+        assert before[0] < YOUNG_COLLECTION_THRESHOLD
     finally:
         gc.set_threshold(*before)
