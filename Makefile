@@ -7,7 +7,7 @@ SAMPLE_PORT ?= 8081
 ARGS ?=
 FUZZ_SECONDS ?= 300
 
-.PHONY: run test lint typecheck unit bench fuzz soak system-deps clean
+.PHONY: run test lint typecheck unit bench fuzz soak profile system-deps clean
 
 $(BIN)/gate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,12 @@ fuzz: $(VENV)/.test-deps
 # time (see docs/benchmarks.md). Not part of `make bench` or `make test`; ARGS="--duration 120" for a shorter run.
 soak: $(VENV)/.test-deps system-deps
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.soak $(ARGS)
+
+# Where a gate worker's time goes: py-spy on the full pipeline under the benchmark's browsers, by component
+# (docs/benchmarks.md, "Where a request's time goes"). ARGS="--workers 2 --duration 30" for other runs.
+profile: $(VENV)/.test-deps system-deps
+	$(BIN)/pip install --quiet -e '.[profile]'
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.profile $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

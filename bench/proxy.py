@@ -245,11 +245,17 @@ def measure_rounds(targets: Sequence[Target], options: Options) -> list[Measurem
     return measurements
 
 
-def summarise(targets: Sequence[Target], measurements: Sequence[Measurement]) -> list[Summary]:
+def summarise(
+    targets: Sequence[Target], measurements: Sequence[Measurement], baseline_name: str = NGINX_PROXY
+) -> list[Summary]:
+    """Each target's medians over the rounds, its rate as a ratio to the median of `baseline_name` (a target)."""
+
     def of(name: str) -> list[WrkResult]:
         return [measurement.result for measurement in measurements if measurement.target == name]
 
-    baseline = statistics.median(result.requests_per_second for result in of(NGINX_PROXY))
+    if not of(baseline_name):
+        raise ValueError(f"no measurement of the baseline {baseline_name!r}")
+    baseline = statistics.median(result.requests_per_second for result in of(baseline_name))
     summaries = []
     for target in targets:
         results = of(target.name)
@@ -402,9 +408,9 @@ def environment(options: Options, arguments: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def markdown_table(summaries: Sequence[Summary]) -> str:
+def markdown_table(summaries: Sequence[Summary], baseline: str = "nginx proxy") -> str:
     lines = [
-        "| configuration | req/s (median) | p99 ms (median) | vs nginx proxy |",
+        f"| configuration | req/s (median) | p99 ms (median) | vs {baseline} |",
         "|---|---:|---:|---:|",
     ]
     for summary in summaries:

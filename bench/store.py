@@ -110,7 +110,7 @@ def main() -> None:
             fell_back = fallback_calls(shared.metrics_url)
         per_client = asyncio.run(bytes_per_client(redis_url))
     print(f"wrk -t2 -c{options.connections} -d{options.duration}s, {options.rounds} interleaved rounds, 1 gate worker")
-    print(markdown_table(summarise(targets, measurements)))
+    print(markdown_table(summarise(targets, measurements, NGINX_DIRECT), "nginx direct"))
     print(f"\nRedis round trips per request (EVALSHA calls / requests decided): {calls / max(requests, 1):.3f}")
     print(f"Redis memory per tracked client (one rate-limit key, MEMORY USAGE): {per_client:.0f} bytes")
     print(f"Store calls answered by the fallback (missed the 25 ms deadline or failed): {fell_back:.0f}")

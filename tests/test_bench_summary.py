@@ -1,0 +1,38 @@
+"""The benchmarks' summary (bench/proxy.py, also used by bench/store.py): medians over rounds, as ratios to the
+baseline the caller names."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.proxy import (
+    NGINX_DIRECT,
+    NGINX_PROXY,
+    Measurement,
+    Target,
+    WrkResult,
+    markdown_table,
+    summarise,
+)
+
+
+def measured(target: str, rates: list[float]) -> list[Measurement]:
+    return [
+        Measurement(number, target, WrkResult(int(rate) * 10, rate, 1.0, 4.0 + number, 0, 0), 0)
+        for number, rate in enumerate(rates, start=1)
+    ]
+
+
+def test_ratios_are_to_the_named_baselines_median() -> None:
+    targets = [Target(NGINX_DIRECT, "http://a"), Target("gate", "http://b")]
+    measurements = measured(NGINX_DIRECT, [900.0, 1000.0, 5000.0]) + measured("gate", [100.0, 150.0, 200.0])
+    summaries = summarise(targets, measurements, NGINX_DIRECT)
+    assert [summary.vs_baseline for summary in summaries] == [1.0, 0.15]
+    assert summaries[1].p99_ms == 6.0  # the median round's
+    assert "| vs nginx direct |" in markdown_table(summaries, "nginx direct")
+
+
+def test_a_missing_baseline_is_named_in_the_error() -> None:
+    targets = [Target(NGINX_DIRECT, "http://a")]
+    with pytest.raises(ValueError, match="nginx proxy"):
+        summarise(targets, measured(NGINX_DIRECT, [1000.0]), NGINX_PROXY)
