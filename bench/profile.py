@@ -122,13 +122,15 @@ def read_profile(folded: str) -> Profile:
 
 
 def worker_pid(gate: GateProcess, workers: int) -> int:
-    """The process that serves: gate itself with one worker, else the first worker uvicorn's supervisor spawned."""
+    """The process that serves: gate itself with one worker, else the first worker uvicorn's supervisor spawned
+    (its other child is multiprocessing's resource tracker)."""
     if workers == 1:
         return gate.process.pid
     children = Path(f"/proc/{gate.process.pid}/task/{gate.process.pid}/children").read_text().split()
-    if not children:
-        raise RuntimeError("gate's supervisor has no workers")
-    return int(children[0])
+    for child in children:
+        if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text():
+            return int(child)
+    raise RuntimeError("gate's supervisor has no workers")
 
 
 def run_profile(options: Options, py_spy: str) -> tuple[Profile, float]:

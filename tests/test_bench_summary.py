@@ -12,6 +12,7 @@ from bench.proxy import (
     Target,
     WrkResult,
     markdown_table,
+    problems,
     summarise,
 )
 
@@ -36,3 +37,19 @@ def test_a_missing_baseline_is_named_in_the_error() -> None:
     targets = [Target(NGINX_DIRECT, "http://a")]
     with pytest.raises(ValueError, match="nginx proxy"):
         summarise(targets, measured(NGINX_DIRECT, [1000.0]), NGINX_PROXY)
+
+
+def test_gate_warnings_are_reported_but_only_errors_fail_the_run() -> None:
+    summaries = summarise([Target(NGINX_PROXY, "http://a")], measured(NGINX_PROXY, [1000.0]))
+    warning = "warning: store call failed (add_charges: no answer within 0.025 s): answered from the fallback"
+    found, notes = problems(summaries, {"gate, 1 worker": [warning], "gate, 2 workers": []})
+    assert found == []
+    assert notes == [f"gate, 1 worker: 1 warning lines in gate's log, first: {warning}"]
+    found, _ = problems(summaries, {"gate, 1 worker": [warning, "error: Exception in ASGI application"]})
+    assert found == ["gate, 1 worker: 1 error lines in gate's log, first: error: Exception in ASGI application"]
+
+
+def test_wrk_errors_fail_the_run() -> None:
+    failing = [Measurement(1, NGINX_PROXY, WrkResult(100, 10.0, 1.0, 2.0, 3, 1), 0)]
+    found, _ = problems(summarise([Target(NGINX_PROXY, "http://a")], failing), {})
+    assert found == [f"{NGINX_PROXY}: wrk reported 3 non-2xx/3xx responses and 1 socket errors"]
