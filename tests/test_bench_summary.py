@@ -39,14 +39,16 @@ def test_a_missing_baseline_is_named_in_the_error() -> None:
         summarise(targets, measured(NGINX_DIRECT, [1000.0]), NGINX_PROXY)
 
 
-def test_gate_warnings_are_reported_but_only_errors_fail_the_run() -> None:
+def test_gate_warnings_and_store_fallback_are_reported_but_only_other_errors_fail_the_run() -> None:
     summaries = summarise([Target(NGINX_PROXY, "http://a")], measured(NGINX_PROXY, [1000.0]))
-    warning = "warning: store call failed (add_charges: no answer within 0.025 s): answered from the fallback"
-    found, notes = problems(summaries, {"gate, 1 worker": [warning], "gate, 2 workers": []})
+    missed = "warning (gate.store): store call failed (add_charges: no answer within 0.025 s)"
+    switched = "error (gate.store): store unreachable (rate_limit: no answer within 0.025 s)"
+    found, notes = problems(summaries, {"gate, 1 worker": [missed, switched], "gate, 2 workers": []})
     assert found == []
-    assert notes == [f"gate, 1 worker: 1 warning lines in gate's log, first: {warning}"]
-    found, _ = problems(summaries, {"gate, 1 worker": [warning, "error: Exception in ASGI application"]})
-    assert found == ["gate, 1 worker: 1 error lines in gate's log, first: error: Exception in ASGI application"]
+    assert notes == [f"gate, 1 worker: 2 lines about overload in gate's log, first: {missed}"]
+    crashed = "error (uvicorn.error): Exception in ASGI application"
+    found, _ = problems(summaries, {"gate, 1 worker": [missed, crashed]})
+    assert found == [f"gate, 1 worker: 1 error lines in gate's log, first: {crashed}"]
 
 
 def test_wrk_errors_fail_the_run() -> None:
