@@ -1,5 +1,6 @@
-"""Work done in batches: an async flush run a moment after the first call that needs it, once however many calls
-come meanwhile (pass budgets and rate limits counted in-process, added to the shared store together)."""
+"""Work done in batches: a flush run a moment after the first call that needs it, once however many calls come
+meanwhile (pass budgets and rate limits counted in-process and added to the shared store together, per-request
+metrics, access log lines). An async flush runs as a task; a plain one runs in the timer's callback."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 
 class FlushLater:
-    def __init__(self, delay: float, flush: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, delay: float, flush: Callable[[], Awaitable[None] | None]) -> None:
         self.delay = delay
         self.flush = flush
         self.scheduled = False
@@ -16,11 +17,13 @@ class FlushLater:
 
     def schedule(self) -> None:
         if not self.scheduled:
+            asyncio.get_running_loop().call_later(self.delay, self._start)  # raises RuntimeError outside a loop
             self.scheduled = True
-            asyncio.get_running_loop().call_later(self.delay, self._start)
 
     def _start(self) -> None:
         self.scheduled = False
-        task = asyncio.ensure_future(self.flush())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        flushing = self.flush()
+        if flushing is not None:
+            task = asyncio.ensure_future(flushing)
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)

@@ -6,13 +6,14 @@ at thousands of requests per second, a LogRecord and a write() per request cost 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import sys
 import time
 from typing import Any
+
+from gate.later import FlushLater
 
 # Writes up to PIPE_BUF bytes to a pipe are atomic, so several workers sharing one stdout never interleave a line.
 PIPE_BUF = 4096
@@ -116,7 +117,7 @@ class AccessLog:
         self.fd = sys.stdout.fileno() if fd is None else fd
         self._lines: list[str] = []
         self._size = 0
-        self._flush_scheduled = False
+        self.flusher = FlushLater(FLUSH_SECONDS, self.flush)
 
     def write(self, fields: dict[str, Any]) -> None:
         if not self.enabled:
@@ -128,12 +129,10 @@ class AccessLog:
         self._size += len(line) + 1
         if self._size >= PIPE_BUF:
             self.flush()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+        else:
+            self.flusher.schedule()
 
     def flush(self) -> None:
-        self._flush_scheduled = False
         lines, self._lines, self._size = self._lines, [], 0
         chunk: list[bytes] = []
         chunk_size = 0

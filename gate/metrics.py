@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from bisect import bisect_left
 from typing import Any
@@ -11,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.registry import REGISTRY
 
 import gate
+from gate.later import FlushLater
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double the output and no dashboard reads them
 
@@ -231,14 +231,11 @@ _dirty: list[Later] = []
 
 
 def _mark_dirty(batch: Later) -> None:
-    if not _dirty:
-        try:
-            asyncio.get_running_loop().call_later(FLUSH_SECONDS, flush)
-        except RuntimeError:  # no event loop (a command, a test): nothing to batch with
-            _dirty.append(batch)
-            flush()
-            return
     _dirty.append(batch)
+    try:
+        _flusher.schedule()
+    except RuntimeError:  # no event loop (a command, a test): nothing to batch with
+        flush()
 
 
 def flush() -> None:
@@ -247,6 +244,9 @@ def flush() -> None:
     batches, _dirty[:] = list(_dirty), []
     for batch in batches:
         batch.flush()
+
+
+_flusher = FlushLater(FLUSH_SECONDS, flush)
 
 
 class Children:
