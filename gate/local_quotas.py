@@ -1,17 +1,19 @@
 """Rate limits charged in-process while a client is far from them, added to the shared store in batches.
 
 Asking Redis about every request costs a round trip and a script run per request, on gate's CPU and on Redis's,
-for an answer that is almost always "allowed, with most of the burst left". So after the store has answered once
-for a quota, this instance keeps its GCRA state (the theoretical arrival time, on this instance's clock) and
-decides the next requests itself while every quota keeps at least half its burst after the charge. What it let
-through is added to the shared quotas every FLUSH_SECONDS in one call, which also brings back what the other
-instances charged and whether the client has been banned since.
+for an answer that is almost always "allowed, with most of the burst left". So this instance keeps each quota's
+GCRA state (the theoretical arrival time, on this instance's clock) and decides requests itself while every quota
+keeps at least half its burst after the charge. A quota it has not seen (or has forgotten) starts full, and a
+client it knows no ban of is taken as not banned. What it let through is added to the shared quotas every
+FLUSH_SECONDS in one call, which also brings back what the other instances charged and whether the client has
+been banned.
 
-Anything close to a limit goes to the store, as before: the first request of a client on this instance, a
-quota with less than half its burst left or a small burst, a refusal, a ban. The cost of the shortcut is
-exactness at the top of a burst across instances: a client spread over N instances can get up to N times half a
-burst through in one flush interval before each instance learns what the others counted, and a ban another
-instance sets reaches this one at its next flush. Counting stays complete: every request reaches the store.
+Anything close to a limit goes to the store, as before: a quota with less than half its burst left or a small
+burst, every request after a refusal, every request of a banned client. The cost of the shortcut is exactness
+within one flush interval: a client spread over N instances can get up to N times half a burst through before
+each instance learns what the others counted, and a client that another instance banned, or that this one has
+forgotten, gets as much before the flush brings its ban. Counting stays complete: every request reaches the
+store.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from gate.store.gcra import charge, milliseconds
 log = logging.getLogger("gate.throttle")
 
 FLUSH_SECONDS = 0.1
-IDLE_SECONDS = 10.0  # a quota unused this long here is forgotten: its next request asks the store again
+IDLE_SECONDS = 10.0  # a quota unused this long here is forgotten: its next request starts afresh
 # Quotas (and clients' ban states) kept here at once, about 500 bytes per client: at most 8 MB per worker. The
-# least recently used beyond are forgotten, and their next request asks the store.
+# least recently used beyond are forgotten, and their next request starts afresh.
 MAX_TRACKED = 16384
 MIN_BURST = 10  # smaller bursts are always decided by the store: one request is a large share of them
 
@@ -41,7 +43,7 @@ class Tracked:
     quota: Quota
     tat: int  # theoretical arrival time in ms on time.time()'s clock, as learned plus what was charged here since
     pending: int = 0  # charged here, not yet added to the store
-    trusted: bool = True  # False after the store refused or banned: the next request asks it again
+    trusted: bool = True  # False after the store refused: the next request asks it again
 
 
 class LocalQuotas:
@@ -49,8 +51,8 @@ class LocalQuotas:
         self.store = store
         self.tracked: OrderedDict[str, Tracked] = OrderedDict()  # least recently used first
         self.unsent: dict[str, Tracked] = {}  # quotas with charges the store has not seen yet
-        # ban key -> monotonic time the store last said it was absent, least recently learned first
-        self.unbanned: OrderedDict[str, float] = OrderedDict()
+        # ban key -> (banned, monotonic time the store said so), least recently learned first
+        self.bans: OrderedDict[str, tuple[bool, float]] = OrderedDict()
         self.bans_to_check: set[str] = set()
         self.flusher = FlushLater(FLUSH_SECONDS, self.flush)
 
@@ -68,15 +70,19 @@ class LocalQuotas:
 
     def charge_here(self, quotas: Sequence[Quota], ban_key: str | None) -> Verdicts | None:
         """The verdicts for one request when this instance may decide it; None when the store must."""
-        if ban_key is not None and ban_key not in self.unbanned:
-            return None
+        if ban_key is not None and self.bans.get(ban_key, (False, 0.0))[0]:
+            return None  # banned: the store says for how long, and whether the ban was lifted
+        now = int(time.time() * 1000)
         states = []
+        fresh: dict[str, Tracked] = {}  # quotas not seen here (or forgotten): they start full
         for quota in quotas:
-            state = self.tracked.get(quota.key)
-            if state is None or not state.trusted or state.quota != quota or quota.burst < MIN_BURST:
-                return None  # unknown, refused or banned last time, its limit changed (a reload), or a small burst
+            state = self.tracked.get(quota.key) or fresh.get(quota.key)
+            if state is None:
+                state = fresh[quota.key] = Tracked(quota, now)
+            if quota.burst < MIN_BURST or not state.trusted or state.quota != quota:
+                return None  # a small burst, refused last time, or its limit changed (a reload)
             states.append(state)
-        verdicts, new_tats = charge(quotas, [state.tat for state in states], int(time.time() * 1000))
+        verdicts, new_tats = charge(quotas, [state.tat for state in states], now)
         if new_tats is None or any(
             verdict.remaining < quota.burst // 2 for verdict, quota in zip(verdicts, quotas, strict=True)
         ):
@@ -86,7 +92,7 @@ class LocalQuotas:
             state.tat = tat
             state.pending += 1
             self.unsent[state.quota.key] = state
-            self.tracked.move_to_end(state.quota.key)
+            self._track(state)
         if ban_key is not None:
             self.bans_to_check.add(ban_key)
         self.flusher.schedule()
@@ -105,6 +111,8 @@ class LocalQuotas:
             if not charged:
                 if state is not None:
                     state.trusted = False
+                elif quota.burst >= MIN_BURST:  # remembered, or its next request would start full here
+                    self._track(Tracked(quota, now, trusted=False))
                 continue
             tat = now + round(verdict.reset_after * 1000)
             if state is None:
@@ -139,7 +147,8 @@ class LocalQuotas:
         except StoreError:
             for state, count in zip(states, counts, strict=True):
                 state.pending += count
-                self.unsent[state.quota.key] = state
+                if self.tracked.get(state.quota.key) is state:  # a forgotten quota's charges are dropped
+                    self.unsent[state.quota.key] = state
             self.flusher.schedule()  # to try again
             raise
         now = int(time.time() * 1000)
@@ -150,20 +159,21 @@ class LocalQuotas:
             self._learn_ban(ban_key, banned_for, learned)
 
     def _learn_ban(self, ban_key: str, banned_for: float, learned: float) -> None:
-        self.unbanned.pop(ban_key, None)
-        if banned_for <= 0:
-            self.unbanned[ban_key] = learned  # at the end: the most recently learned
-            if len(self.unbanned) > MAX_TRACKED:
-                self.unbanned.popitem(last=False)
+        self.bans.pop(ban_key, None)
+        self.bans[ban_key] = (banned_for > 0, learned)  # at the end: the most recently learned
+        if len(self.bans) > MAX_TRACKED:
+            self.bans.popitem(last=False)
 
     def _track(self, state: Tracked) -> None:
+        """Keep a quota's state, as the most recently used."""
         self.tracked[state.quota.key] = state
+        self.tracked.move_to_end(state.quota.key)
         if len(self.tracked) > MAX_TRACKED:
             self.tracked.popitem(last=False)  # an unsent charge stays in `unsent` until the next flush
 
     def _forget_idle(self) -> None:
         """Forget the quotas full again for IDLE_SECONDS (unused here that long: other instances may have used
-        them since) and what the store said about bans as long ago."""
+        them since) and what the store said about bans as long ago: they start afresh, as first seen."""
         now = time.time() * 1000
         horizon = now - IDLE_SECONDS * 1000
         while self.tracked:
@@ -172,5 +182,5 @@ class LocalQuotas:
                 break
             del self.tracked[key]
         stale = time.monotonic() - IDLE_SECONDS
-        while self.unbanned and next(iter(self.unbanned.values())) < stale:
-            self.unbanned.popitem(last=False)
+        while self.bans and next(iter(self.bans.values()))[1] < stale:
+            self.bans.popitem(last=False)

@@ -1,6 +1,7 @@
 """Rate limits charged in-process while a client is far from them (gate/local_quotas.py), against every store: the
 shared count still sees every request, a limit is kept exactly once a client comes near it, instances learn what
-the others counted and which clients were banned, and small bursts are always the store's to decide."""
+the others counted and which clients were banned (letting at most half a burst through before they do), and small
+bursts are always the store's to decide."""
 
 from __future__ import annotations
 
@@ -41,10 +42,52 @@ async def test_a_client_far_from_its_limit_is_charged_here_and_every_request_rea
     local = LocalQuotas(counting)  # type: ignore[arg-type]  # a Store by delegation
     quota = Quota(key("far"), interval=60.0, burst=100)
     assert await allowed(local, quota, 40, key("ban")) == 40
-    assert counting.decided == 1  # the first request asked the store; the next 39 were decided here
+    assert counting.decided == 0  # a client first seen here starts with full quotas, and no ban
     await local.flush()
     shared = (await store.rate_limit([quota])).each[0]
     assert shared.remaining == 100 - 41  # the 40 requests and this one
+
+
+async def test_a_client_another_instance_used_up_gets_at_most_half_a_burst_here(
+    store: Store, key: Callable[[str], str]
+) -> None:
+    quota = Quota(key("used-up"), interval=60.0, burst=20)
+    await store.add_charges([(quota, 20)])  # another instance let the whole burst through
+    local = LocalQuotas(store)
+    assert await allowed(local, quota, 30) == 10
+    await local.flush()
+
+
+async def test_a_client_banned_elsewhere_is_refused_from_the_flush_that_learns_it(
+    store: Store, key: Callable[[str], str]
+) -> None:
+    await store.set(key("banned"), b"{}", 30)
+    counting = CountingStore(store)
+    local = LocalQuotas(counting)  # type: ignore[arg-type]
+    quota = Quota(key("banned-client"), interval=1.0, burst=100)
+    assert await allowed(local, quota, 3, key("banned")) == 3  # not yet known here
+    await local.flush()
+    assert await allowed(local, quota, 3, key("banned")) == 0
+    assert counting.decided == 3  # each request of a banned client asks the store: the ban may be lifted
+    await store.delete(key("banned"))
+    assert await allowed(local, quota, 1, key("banned")) == 1
+    await local.flush()
+
+
+async def test_after_a_refusal_even_a_quota_first_seen_in_it_asks_the_store(
+    store: Store, key: Callable[[str], str]
+) -> None:
+    used_up = Quota(key("refused"), interval=60.0, burst=100)
+    await store.add_charges([(used_up, 100)])
+    counting = CountingStore(store)
+    local = LocalQuotas(counting)  # type: ignore[arg-type]
+    assert await allowed(local, Quota(key("reloaded-too"), interval=60.0, burst=100), 1) == 1
+    reloaded = Quota(key("reloaded-too"), interval=60.0, burst=50)  # so the store decides the next request
+    refused = await local.rate_limit([used_up, reloaded])
+    assert not refused.each[0].allowed
+    assert await allowed(local, used_up, 3) == 0
+    assert counting.decided == 4
+    await local.flush()
 
 
 async def test_near_its_limit_a_client_is_decided_by_the_store_exactly(store: Store, key: Callable[[str], str]) -> None:
