@@ -94,7 +94,7 @@ def test_every_metric_the_dashboard_and_alerts_read_is_exported(busy_gate: GateP
     for _, _, action in TRAFFIC:
         assert f'gate_requests_total{{action="{action}"' in exported
     assert 'gate_challenges_solved_total{kind="js"} 1.0' in exported
-    assert 'gate_store_duration_seconds_count{operation="rate_limit"}' in exported
+    assert 'gate_store_duration_seconds_count{operation="set"}' in exported  # the solved challenge, spent
 
 
 @pytest.mark.skipif(
