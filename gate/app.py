@@ -417,25 +417,23 @@ class Gate:
         if outcome.error is not None:
             metrics.upstream_errors_total.labels(outcome.error).inc()
         self.access_log.write(
-            {
-                "ip": facts.ip,
-                "method": facts.method,
-                "host": facts.host,
-                "path": facts.path,
-                "status": outcome.status,
-                "action": action.value,
-                "decided": decision.action.value,
-                "rule": decision.rule,
-                "agent_class": signals.agent_class,
-                "agent": signals.agent_name,
-                "proof": signals.proof,  # what verified the agent: network, dns or signature
-                "signer": signals.signer,  # a verified Web Bot Auth signature's key directory
-                "upstream_ms": None if outcome.upstream_seconds is None else round(outcome.upstream_seconds * 1000, 2),
-                "duration_ms": round(duration * 1000, 2),
-                "error": outcome.error,
-                "pass": outcome.passed,
-                "consent": outcome.consented,
-            }
+            ip=facts.ip,
+            method=facts.method,
+            host=facts.host,
+            path=facts.path,
+            status=outcome.status,
+            action=action.value,
+            decided=decision.action.value,
+            rule=decision.rule,
+            agent_class=signals.agent_class,
+            agent=signals.agent_name,
+            proof=signals.proof,  # what verified the agent: network, dns or signature
+            signer=signals.signer,  # a verified Web Bot Auth signature's key directory
+            upstream_ms=None if outcome.upstream_seconds is None else round(outcome.upstream_seconds * 1000, 2),
+            duration_ms=round(duration * 1000, 2),
+            error=outcome.error,
+            passed=outcome.passed,
+            consented=outcome.consented,
         )
 
 

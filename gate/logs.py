@@ -2,6 +2,7 @@
 
 Request lines bypass the logging module and are written in batches (a flush every 200 ms or every few KB):
 at thousands of requests per second, a LogRecord and a write() per request cost more than the forwarding itself.
+They are formatted field by field rather than by json's encoder, which took 4 µs a line (a fifth of that here).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from json.encoder import encode_basestring_ascii as json_string
 from typing import Any
 
 from gate.later import FlushLater
@@ -30,8 +32,12 @@ def timestamp(seconds: float) -> str:
     return f"{_second[1]}.{int(seconds % 1 * 1000):03d}Z"
 
 
-# One encoder for every access line: json.dumps with separators builds a new JSONEncoder each call.
-encode_line = json.JSONEncoder(separators=(",", ":")).encode
+def json_optional(text: str | None) -> str:
+    return "null" if text is None else json_string(text)
+
+
+def json_bool(flag: bool) -> str:
+    return "true" if flag else "false"
 
 
 class Event:
@@ -119,11 +125,38 @@ class AccessLog:
         self._size = 0
         self.flusher = FlushLater(FLUSH_SECONDS, self.flush)
 
-    def write(self, fields: dict[str, Any]) -> None:
+    def write(
+        self,
+        *,
+        ip: str,
+        method: str,
+        host: str,
+        path: str,
+        status: int,
+        action: str,
+        decided: str,
+        rule: str | None,
+        agent_class: str,
+        agent: str | None,
+        proof: str | None,
+        signer: str | None,
+        upstream_ms: float | None,
+        duration_ms: float,
+        error: str | None,
+        passed: bool,
+        consented: bool,
+    ) -> None:
+        """One request's line; every text is escaped to ASCII, so the line is valid JSON whatever the client sent."""
         if not self.enabled:
             return
-        line = encode_line(
-            {"time": timestamp(time.time()), "level": "info", "logger": "gate.access", "message": "request", **fields}
+        line = (
+            f'{{"time":"{timestamp(time.time())}","level":"info","logger":"gate.access","message":"request",'
+            f'"ip":{json_string(ip)},"method":{json_string(method)},"host":{json_string(host)},'
+            f'"path":{json_string(path)},"status":{status:d},"action":{json_string(action)},'
+            f'"decided":{json_string(decided)},"rule":{json_optional(rule)},"agent_class":{json_string(agent_class)},'
+            f'"agent":{json_optional(agent)},"proof":{json_optional(proof)},"signer":{json_optional(signer)},'
+            f'"upstream_ms":{"null" if upstream_ms is None else repr(upstream_ms)},"duration_ms":{duration_ms!r},'
+            f'"error":{json_optional(error)},"pass":{json_bool(passed)},"consent":{json_bool(consented)}}}'
         )
         self._lines.append(line)
         self._size += len(line) + 1

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import quote_from_bytes
 
 import aiohttp
@@ -60,11 +60,14 @@ class ClientGone(Exception):
     """The client disconnected while gate was still reading its request body."""
 
 
-def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """Header names listed in Connection: they are hop-by-hop too (RFC 9110 §7.6.1)."""
-    tokens = [
-        token.strip().lower() for name, value in headers if name.lower() == b"connection" for token in value.split(b",")
-    ]
+    return named_in_connection(value for name, value in headers if name.lower() == b"connection")
+
+
+def named_in_connection(values: Iterable[bytes]) -> frozenset[bytes]:
+    """The header names in Connection header values."""
+    tokens = [token.strip().lower() for value in values for token in value.split(b",")]
     return frozenset(token for token in tokens if token)
 
 
@@ -73,7 +76,8 @@ def forwarded_headers(
 ) -> list[tuple[bytes, bytes]]:
     """The client's headers minus hop-by-hop ones, plus X-Forwarded-*; Host replaced when `host` is given."""
     dropped = DROPPED_FROM_TRUSTED if facts.peer_trusted else DROPPED_FROM_UNTRUSTED
-    extra = skip | connection_tokens(scope_headers)
+    connection = facts.headers.get("connection")  # every Connection header, joined: no second pass over them all
+    extra = skip | named_in_connection([connection.encode("latin-1")] if connection else [])
     if host is not None:
         extra |= {b"host"}
     if extra:
