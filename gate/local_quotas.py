@@ -51,8 +51,10 @@ class LocalQuotas:
         self.store = store
         self.tracked: OrderedDict[str, Tracked] = OrderedDict()  # least recently used first
         self.unsent: dict[str, Tracked] = {}  # quotas with charges the store has not seen yet
-        # ban key -> (banned, monotonic time the store said so), least recently learned first
-        self.bans: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+        # What the store said of clients' bans: ban key -> monotonic time it said so, least recently learned first.
+        # A key in neither is unknown, and taken as not banned until the next flush asks.
+        self.unbanned: OrderedDict[str, float] = OrderedDict()
+        self.banned: OrderedDict[str, float] = OrderedDict()
         self.bans_to_check: set[str] = set()
         self.flusher = FlushLater(FLUSH_SECONDS, self.flush)
 
@@ -70,7 +72,7 @@ class LocalQuotas:
 
     def charge_here(self, quotas: Sequence[Quota], ban_key: str | None) -> Verdicts | None:
         """The verdicts for one request when this instance may decide it; None when the store must."""
-        if ban_key is not None and self.bans.get(ban_key, (False, 0.0))[0]:
+        if ban_key is not None and ban_key in self.banned:
             return None  # banned: the store says for how long, and whether the ban was lifted
         now = int(time.time() * 1000)
         states = []
@@ -159,10 +161,12 @@ class LocalQuotas:
             self._learn_ban(ban_key, banned_for, learned)
 
     def _learn_ban(self, ban_key: str, banned_for: float, learned: float) -> None:
-        self.bans.pop(ban_key, None)
-        self.bans[ban_key] = (banned_for > 0, learned)  # at the end: the most recently learned
-        if len(self.bans) > MAX_TRACKED:
-            self.bans.popitem(last=False)
+        self.unbanned.pop(ban_key, None)
+        self.banned.pop(ban_key, None)
+        known = self.banned if banned_for > 0 else self.unbanned
+        known[ban_key] = learned  # at the end: the most recently learned
+        if len(known) > MAX_TRACKED:
+            known.popitem(last=False)
 
     def _track(self, state: Tracked) -> None:
         """Keep a quota's state, as the most recently used."""
@@ -182,5 +186,6 @@ class LocalQuotas:
                 break
             del self.tracked[key]
         stale = time.monotonic() - IDLE_SECONDS
-        while self.bans and next(iter(self.bans.values()))[1] < stale:
-            self.bans.popitem(last=False)
+        for known in (self.unbanned, self.banned):
+            while known and next(iter(known.values())) < stale:
+                known.popitem(last=False)
