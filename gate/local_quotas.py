@@ -32,9 +32,10 @@ log = logging.getLogger("gate.throttle")
 
 FLUSH_SECONDS = 0.1
 IDLE_SECONDS = 10.0  # a quota unused this long here is forgotten: its next request starts afresh
-# Quotas (and clients' ban states) kept here at once, about 500 bytes per client: at most 8 MB per worker. The
-# least recently used beyond are forgotten, and their next request starts afresh.
-MAX_TRACKED = 16384
+# Quotas (and clients' ban states) kept here at once, about 600 bytes per client with a per-address guard (its
+# keys, GCRA state and ban state): at most 5 MB per worker. The least recently used beyond are forgotten, and their
+# next request starts afresh; under a flood of new addresses the map is full within seconds either way.
+MAX_TRACKED = 8192
 MIN_BURST = 10  # smaller bursts are always decided by the store: one request is a large share of them
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
+from gate import local_quotas
 from gate.local_quotas import MIN_BURST, LocalQuotas
 from gate.store import Quota, Store, Verdicts
 
@@ -156,3 +159,17 @@ async def test_one_key_asked_twice_in_a_request_is_charged_once(store: Store, ke
         assert all(verdict.allowed for verdict in (await local.rate_limit([quota, quota])).each)
     await local.flush()
     assert (await store.rate_limit([quota])).each[0].remaining == 100 - 6
+
+
+async def test_what_a_worker_keeps_of_its_clients_is_bounded(
+    store: Store, key: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of new addresses fills the maps up to MAX_TRACKED, and the least recently seen go."""
+    monkeypatch.setattr(local_quotas, "MAX_TRACKED", 5)
+    local = LocalQuotas(store)
+    for client in range(20):
+        assert await allowed(local, Quota(key(f"client-{client}"), interval=60.0, burst=100), 1, key(f"ban-{client}"))
+    await local.flush()
+    assert list(local.tracked) == [key(f"client-{client}") for client in range(15, 20)]
+    assert len(local.unbanned) == 5  # learned in one flush, in no particular order
+    assert not local.unsent
