@@ -42,14 +42,18 @@ def parse_ip(text: str) -> IPAddress | None:
 # What a request needs of its addresses is cached by their text: str() of an address object costs more than the
 # parse. The caches are bounded (addresses come from clients; a few thousand recent ones cover the steady state),
 # and hold strings only: with a cache of address objects too, a flood of new addresses cost 3 MB more per worker.
-@lru_cache(maxsize=16384)
+# A flood of new addresses fills them all: about 520 bytes per address for the three, 4 MB per worker at this size.
+ADDRESS_CACHE_SIZE = 8192
+
+
+@lru_cache(maxsize=ADDRESS_CACHE_SIZE)
 def canonical_ip(text: str) -> str | None:
     """parse_ip's address as text."""
     address = parse_ip(text)
     return str(address) if address is not None else None
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=ADDRESS_CACHE_SIZE)
 def prefix_of(text: str) -> str | None:
     """client_prefix of an address given as text; None when it is not an address."""
     address = parse_ip(text)
@@ -142,7 +146,7 @@ class NetworkIndex:
         self.names = frozenset(lists)
         self._v4 = self._build(lists, 4)
         self._v6 = self._build(lists, 6)
-        self.lookup = lru_cache(maxsize=16384)(self._lookup)
+        self.lookup = lru_cache(maxsize=ADDRESS_CACHE_SIZE)(self._lookup)
 
     @staticmethod
     def _build(lists: dict[str, list[AddressRange]], version: int) -> tuple[list[int], list[frozenset[str]]]:

@@ -6,7 +6,17 @@ import ipaddress
 
 import pytest
 
-from gate.net import TrustedProxies, client_prefix, parse_ip, parse_network
+from gate.net import (
+    ADDRESS_CACHE_SIZE,
+    NetworkIndex,
+    TrustedProxies,
+    address_range,
+    canonical_ip,
+    client_prefix,
+    parse_ip,
+    parse_network,
+    prefix_of,
+)
 
 # --- parse_ip ----------------------------------------------------------------------------------------------------
 
@@ -189,3 +199,13 @@ def test_no_trusted_proxies_configured_believes_no_header() -> None:
     who = TrustedProxies(()).resolve("127.0.0.1", "198.51.100.1", "198.51.100.2")
     assert who.client == "127.0.0.1"
     assert who.peer_trusted is False
+
+
+def test_a_flood_of_new_addresses_leaves_the_address_caches_at_their_bound() -> None:
+    index = NetworkIndex({"example": [address_range(parse_network("198.18.0.0/15"))]})
+    for number in range(ADDRESS_CACHE_SIZE + 100):
+        address = str(ipaddress.IPv4Address(0xC6120000 + number))  # 198.18.0.0 onwards
+        for cache in (canonical_ip, prefix_of, index.lookup):
+            cache(address)
+    for cache in (canonical_ip, prefix_of, index.lookup):
+        assert cache.cache_info().currsize == ADDRESS_CACHE_SIZE
