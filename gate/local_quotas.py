@@ -11,9 +11,9 @@ been banned.
 Anything close to a limit goes to the store, as before: a quota with less than half its burst left or a small
 burst, every request after a refusal, every request of a banned client. The cost of the shortcut is exactness
 within one flush interval: a client spread over N instances can get up to N times half a burst through before
-each instance learns what the others counted, and a client that another instance banned, or that this one has
-forgotten, gets as much before the flush brings its ban. Counting stays complete: every request reaches the
-store.
+each instance learns what the others counted, and a client that another instance banned gets as much before the
+flush brings its ban (a ban this instance has learned it keeps until the ban ends). Counting stays complete: every
+request reaches the store.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ class LocalQuotas:
         self.store = store
         self.tracked: OrderedDict[str, Tracked] = OrderedDict()  # least recently used first
         self.unsent: dict[str, Tracked] = {}  # quotas with charges the store has not seen yet
-        # What the store said of clients' bans: ban key -> monotonic time it said so, least recently learned first.
-        # A key in neither is unknown, and taken as not banned until the next flush asks.
+        # What the store said of clients' bans, least recently learned first: ban key -> monotonic time it said the
+        # client was not banned, or the time its ban ends. A key in neither is unknown, and taken as not banned
+        # until the next flush asks.
         self.unbanned: OrderedDict[str, float] = OrderedDict()
         self.banned: OrderedDict[str, float] = OrderedDict()
         self.bans_to_check: set[str] = set()
@@ -164,8 +165,11 @@ class LocalQuotas:
     def _learn_ban(self, ban_key: str, banned_for: float, learned: float) -> None:
         self.unbanned.pop(ban_key, None)
         self.banned.pop(ban_key, None)
-        known = self.banned if banned_for > 0 else self.unbanned
-        known[ban_key] = learned  # at the end: the most recently learned
+        if banned_for > 0:  # kept until the ban ends, however long the client pauses: each request asks the store
+            known, value = self.banned, learned + banned_for
+        else:
+            known, value = self.unbanned, learned
+        known[ban_key] = value  # at the end: the most recently learned
         if len(known) > MAX_TRACKED:
             known.popitem(last=False)
 
@@ -178,7 +182,8 @@ class LocalQuotas:
 
     def _forget_idle(self) -> None:
         """Forget the quotas full again for IDLE_SECONDS (unused here that long: other instances may have used
-        them since) and what the store said about bans as long ago: they start afresh, as first seen."""
+        them since), what the store said about a client not being banned as long ago, and bans that have ended:
+        they start afresh, as first seen."""
         now = time.time() * 1000
         horizon = now - IDLE_SECONDS * 1000
         while self.tracked:
@@ -186,7 +191,8 @@ class LocalQuotas:
             if oldest.tat > horizon or oldest.pending:
                 break
             del self.tracked[key]
-        stale = time.monotonic() - IDLE_SECONDS
-        for known in (self.unbanned, self.banned):
-            while known and next(iter(known.values())) < stale:
-                known.popitem(last=False)
+        learned_now = time.monotonic()
+        while self.unbanned and next(iter(self.unbanned.values())) < learned_now - IDLE_SECONDS:
+            self.unbanned.popitem(last=False)
+        while self.banned and next(iter(self.banned.values())) < learned_now:
+            self.banned.popitem(last=False)

@@ -77,6 +77,20 @@ async def test_a_client_banned_elsewhere_is_refused_from_the_flush_that_learns_i
     await local.flush()
 
 
+async def test_a_banned_client_asks_the_store_after_a_pause_until_its_ban_ends(
+    store: Store, key: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_quotas, "IDLE_SECONDS", 0.0)  # every flush forgets what is idle
+    await store.set(key("paused-ban"), b"{}", 30)
+    local = LocalQuotas(store)
+    quota = Quota(key("paused"), interval=1.0, burst=100)
+    assert await allowed(local, quota, 1, key("paused-ban")) == 1  # not yet known here
+    await local.flush()  # learns the ban
+    await local.flush()  # a pause: what was learned longer ago than IDLE_SECONDS goes, but not a ban that lasts
+    assert key("paused-ban") in local.banned
+    assert await allowed(local, quota, 3, key("paused-ban")) == 0
+
+
 async def test_after_a_refusal_even_a_quota_first_seen_in_it_asks_the_store(
     store: Store, key: Callable[[str], str]
 ) -> None:
