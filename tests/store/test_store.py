@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from gate.store import FallbackStore, MemoryStore, RedisStore, Store, StoreError, open_store
+from gate.store import FallbackStore, MemoryStore, Quota, RedisStore, Store, StoreError, open_store
+from gate.store.memory import SWEEP_EVERY
 from gate.store.redis import KEY_PREFIX
 from tests.support.ports import free_port
 
@@ -187,6 +188,19 @@ async def test_memory_never_holds_more_than_max_keys() -> None:
         assert len(store) <= 50
     assert len(store) == 50
     assert await store.get("incr:1999") == b"1"
+
+
+async def test_memory_drops_keys_that_expired_unread() -> None:
+    """Rate-limit keys of addresses seen once are never read again: they go at the next sweep, not at eviction."""
+    now = [1000.0]
+    store = MemoryStore(clock=lambda: now[0])
+    for address in range(SWEEP_EVERY):
+        await store.rate_limit([Quota(f"rl:ip:old-{address}", interval=0.05, burst=300)])
+    now[0] += 1.0  # every one of them is full again: expired
+    for address in range(SWEEP_EVERY):
+        await store.rate_limit([Quota(f"rl:ip:new-{address}", interval=0.05, burst=300)])
+    assert len(store) <= SWEEP_EVERY  # the live ones, not twice as many
+    assert await store.ttl(f"rl:ip:new-{SWEEP_EVERY - 1}") is not None
 
 
 def test_memory_max_keys_must_be_positive() -> None:
