@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gate.later import FlushLater
-from gate.store import Quota, Store, StoreError, Verdicts
+from gate.store import Quota, Store, StoreError, Verdicts, off_request_path
 from gate.store.gcra import charge, milliseconds
 
 log = logging.getLogger("gate.throttle")
@@ -134,7 +134,8 @@ class LocalQuotas:
         self._forget_idle()
         if unsent or ban_keys:
             try:
-                await self._add(list(unsent.values()), ban_keys)
+                with off_request_path():
+                    await self._add(list(unsent.values()), ban_keys)
             except StoreError as error:
                 log.warning("rate limit charges not added to the store: %s", error)
 

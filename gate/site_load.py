@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from gate import metrics
 from gate.policy.model import LoadThresholds
-from gate.store import Store, StoreError
+from gate.store import Store, StoreError, off_request_path
 
 log = logging.getLogger("gate.load")
 
@@ -68,7 +68,8 @@ class SiteLoad:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             try:
-                await self.tick(time.time())
+                with off_request_path():
+                    await self.tick(time.time())
             except StoreError as error:  # try again at the next tick
                 log.warning("could not update the site's load: %s", error)
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gate.later import FlushLater
-from gate.store import Store, StoreError
+from gate.store import Store, StoreError, off_request_path
 
 log = logging.getLogger("gate.challenge")
 
@@ -74,7 +74,8 @@ class PassBudgets:
         pending = [tally for tally in self.tallies.values() if tally.pending]
         if pending:
             try:
-                await self._add(*pending)
+                with off_request_path():
+                    await self._add(*pending)
             except StoreError as error:
                 log.warning("pass budget counts not added: %s", error)
         if self.tallies:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from gate.store.base import Quota, Store, StoreError, StoreUnavailable, Verdict, Verdicts
-from gate.store.fallback import FallbackStore
+from gate.store.fallback import FallbackStore, off_request_path
 from gate.store.memory import MemoryStore
 from gate.store.redis import RedisStore
 
@@ -19,6 +19,7 @@ __all__ = [
     "StoreUnavailable",
     "Verdict",
     "Verdicts",
+    "off_request_path",
     "open_store",
 ]
 DEFAULT_TIMEOUT = 0.025  # seconds a shared-store call may take before the in-process fallback answers

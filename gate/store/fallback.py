@@ -8,9 +8,11 @@ the best a gate that cannot reach its peers can do; `degraded` lets callers that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -25,6 +27,22 @@ log = logging.getLogger("gate.store")
 FAILURES_TO_SWITCH = 3  # consecutive failed calls before every call goes to the fallback for a while
 RETRY_SECONDS = 1.0  # then the shared store is tried again after this long
 WARN_EVERY_SECONDS = 60.0
+# Batches written off the request path (the charges and counts gathered in process every 100 ms, the site's load)
+# may wait this long: they hold no request up. Under load gate's own event loop can run a reply later than
+# --store-timeout; a batch answered by the fallback would then be counted there as well, and three such misses in
+# a row would put every call on the fallback for a second.
+BATCH_TIMEOUT = 1.0
+_off_request_path: ContextVar[bool] = ContextVar("off_request_path", default=False)
+
+
+@contextlib.contextmanager
+def off_request_path() -> Iterator[None]:
+    """Store calls made inside (in this task) wait for the shared store up to BATCH_TIMEOUT, not --store-timeout."""
+    token = _off_request_path.set(True)
+    try:
+        yield
+    finally:
+        _off_request_path.reset(token)
 
 
 class FallbackStore:
@@ -56,14 +74,15 @@ class FallbackStore:
         started = time.monotonic()
         if self._down_since is not None and started < self._retry_at:
             return await local(), True
+        timeout = max(self.timeout, BATCH_TIMEOUT) if _off_request_path.get() else self.timeout
         try:
             if operation in self._prompt:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(timeout):
                     result = await shared()
             else:
-                result = await self._abandoned_at_deadline(shared())
+                result = await self._abandoned_at_deadline(shared(), timeout)
         except TimeoutError:
-            self._failed(operation, f"no answer within {self.timeout:g} s", started)
+            self._failed(operation, f"no answer within {timeout:g} s", started)
             return await local(), True
         except StoreUnavailable as error:
             self._failed(operation, error, started)
@@ -72,12 +91,12 @@ class FallbackStore:
         metrics.store_durations(operation).observe(time.monotonic() - started)
         return result, False
 
-    async def _abandoned_at_deadline(self, call: Awaitable[T]) -> T:
+    async def _abandoned_at_deadline(self, call: Awaitable[T], seconds: float) -> T:
         """The call's outcome, run as a task; TimeoutError when it misses the deadline (the task is cancelled and
         left to finish on its own)."""
         task = asyncio.ensure_future(call)
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+            done, _ = await asyncio.wait({task}, timeout=seconds)
         except asyncio.CancelledError:
             task.cancel()
             raise

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
-from gate.store import FallbackStore, Quota, RedisStore, StoreError
+from gate.store import FallbackStore, Quota, RedisStore, StoreError, off_request_path
 from gate.store.fallback import FAILURES_TO_SWITCH, RETRY_SECONDS
 from tests.support.ports import free_port, stop
 from tests.support.redis_server import start_redis_server
@@ -131,3 +131,40 @@ async def test_a_refusal_by_redis_itself_is_an_error_not_an_outage(redis_url: st
     finally:
         await store.shared.delete("{t}text")
         await store.close()
+
+
+SHARED_RESET = 42.0
+
+
+class SlowStore:
+    """A shared store whose add_charges answers, recognisably, but only after `delay` seconds."""
+
+    def __init__(self, delay: float, prompt: bool) -> None:
+        self.delay = delay
+        self.prompt_operations = frozenset({"add_charges"}) if prompt else frozenset()
+
+    async def add_charges(
+        self, charges: Sequence[tuple[Quota, int]], ban_keys: Sequence[str] = ()
+    ) -> tuple[list[float], list[float]]:
+        await asyncio.sleep(self.delay)
+        return [SHARED_RESET] * len(charges), [0.0] * len(ban_keys)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("prompt", [True, False], ids=["cancelled-in-place", "abandoned-task"])
+async def test_batches_off_the_request_path_wait_longer_for_the_shared_store(prompt: bool) -> None:
+    """A flush's batch waits past --store-timeout: answered by the fallback, it would be counted there instead."""
+    store = FallbackStore(SlowStore(4 * TIMEOUT, prompt), TIMEOUT)  # type: ignore[arg-type]  # a Store in part
+    charges = [(Quota("{client}rl", interval=1.0, burst=5), 1)]
+    try:
+        on_path, _ = await store.add_charges(charges)
+        with off_request_path():
+            off_path, _ = await store.add_charges(charges)
+        after, _ = await store.add_charges(charges)
+    finally:
+        await store.close()
+    assert on_path != [SHARED_RESET]  # a request's call: the fallback answered at the deadline
+    assert off_path == [SHARED_RESET]
+    assert after != [SHARED_RESET]  # the longer wait ended with the block
