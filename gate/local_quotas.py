@@ -195,5 +195,7 @@ class LocalQuotas:
         learned_now = time.monotonic()
         while self.unbanned and next(iter(self.unbanned.values())) < learned_now - IDLE_SECONDS:
             self.unbanned.popitem(last=False)
+        # Bans are in the order they were learned, not the order they end: one that ended behind a longer one stays
+        # until that one goes, and meanwhile only costs its client a store call per request, as a ban does.
         while self.banned and next(iter(self.banned.values())) < learned_now:
             self.banned.popitem(last=False)
