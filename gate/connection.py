@@ -15,15 +15,18 @@ Requests that arrive whole in one read (nearly all) arm no timer: the checks cos
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 import httptools
 import uvicorn
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gate import metrics
+from gate.cycle import GateCycle
 
 MAX_TARGET_BYTES = 8192  # nginx's default buffer for a request line; longer targets get 414 there too
 MAX_HEADER_COUNT = 100  # Apache's LimitRequestFields; browsers send about 20
@@ -185,12 +188,48 @@ class GuardedProtocol(HttpToolsProtocol):
             len(self.connections) >= self.limit_concurrency or len(self.tasks) >= self.limit_concurrency
         ):
             metrics.client_errors_total.labels("over-connections").inc()  # uvicorn answers 503 (same condition)
-        previous = self.cycle
-        super().on_headers_complete()
-        # A new request (not an upgrade), its task not started yet. A HEAD response has no body write to release
-        # its head with: it is written at once.
-        if self.cycle is not previous and self.scope["method"] != "HEAD":
-            self.cycle.transport = HeadHeldBack(self.transport, self.loop)
+        self.start_cycle()
+
+    def start_cycle(self) -> None:
+        """uvicorn's on_headers_complete, with gate's cycle (gate.cycle) on a transport that holds the response head
+        back for its body. A HEAD response has no body write to release its head with: it is written at once."""
+        http_version = self.parser.get_http_version()
+        method = self.parser.get_method().decode("ascii")
+        self.scope["method"] = method
+        if http_version != "1.1":
+            self.scope["http_version"] = http_version
+        if self.parser.should_upgrade() and self._should_upgrade():
+            return
+        url = httptools.parse_url(self.url)
+        path = url.path.decode("ascii")
+        self.scope["path"] = self.root_path + (urllib.parse.unquote(path) if "%" in path else path)
+        self.scope["raw_path"] = self.root_path.encode("ascii") + url.path
+        self.scope["query_string"] = url.query or b""
+        app = self.app
+        if self.limit_concurrency is not None and (
+            len(self.connections) >= self.limit_concurrency or len(self.tasks) >= self.limit_concurrency
+        ):
+            app = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        existing = self.cycle
+        self.cycle = GateCycle(
+            scope=self.scope,
+            transport=self.transport if method == "HEAD" else HeadHeldBack(self.transport, self.loop),
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=False,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and self.parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, app)
+        else:  # pipelined: it starts when the response before it is complete
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, app))
 
     def on_message_complete(self) -> None:
         self.reading_head = True
