@@ -23,7 +23,7 @@ from typing import Any
 
 from gate.check import NO_PROXIES
 from gate.facts import Facts
-from gate.net import canonical_ip, prefix_of
+from gate.net import address_of
 from gate.policy import shipped_rules
 from gate.policy.engine import Policy
 from gate.policy.load import load_policy
@@ -87,9 +87,7 @@ def percentiles(samples: list[int]) -> dict[str, float]:
 
 def clear_caches(policy: Policy) -> None:
     policy.fingerprinter.catalog.cache.cache_clear()
-    policy.fingerprinter.networks.lookup.cache_clear()
-    canonical_ip.cache_clear()
-    prefix_of.cache_clear()
+    address_of.cache_clear()
 
 
 def many_rules(directory: Path, count: int) -> Path:

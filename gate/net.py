@@ -19,15 +19,12 @@ _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 IPV4_PREFIX_LEN = 24
 IPV6_PREFIX_LEN = 64
+NO_NAMES: frozenset[str] = frozenset()
 
 
 def parse_ip(text: str) -> IPAddress | None:
     """An address from a header or socket, IPv4-mapped IPv6 folded to IPv4; None when it is not an address."""
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443" as some proxies write it
-        text = text[1 : text.index("]")]
-    elif text.count(":") == 1:  # "192.0.2.1:443"
-        text = text.split(":", 1)[0]
+    text = bare_address(text)
     if _DOTTED_QUAD.fullmatch(text):  # the common case, several times faster than ip_address's parser
         return ipaddress.IPv4Address(socket.inet_aton(text))
     try:
@@ -39,25 +36,58 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
-# What a request needs of its addresses is cached by their text: str() of an address object costs more than the
-# parse. The caches are bounded (addresses come from clients; a few thousand recent ones cover the steady state),
-# and hold strings only: with a cache of address objects too, a flood of new addresses cost 3 MB more per worker.
-# A flood of new addresses fills them all: about 520 bytes per address for the three, 4 MB per worker at this size.
+def bare_address(text: str) -> str:
+    """An address as headers and sockets write it, without brackets or port: "[2001:db8::1]:443" -> "2001:db8::1"."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        return text[1 : text.index("]")]
+    if text.count(":") == 1:  # "192.0.2.1:443"
+        return text.split(":", 1)[0]
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAddress:
+    """An address as a request needs it: its canonical text, its number and the network it is bound to."""
+
+    text: str
+    version: int
+    value: int
+    prefix: str  # its /24 (IPv4) or /64 (IPv6), as client_prefix writes it
+
+
+# A request needs its client's address several times (the trusted-proxy walk, its prefix, the network lists of the
+# fingerprint and of the rules): it is parsed once and kept by its text. The cache is bounded (addresses come from
+# clients; a few thousand recent ones cover the steady state). A flood of new addresses fills it: about 300 bytes
+# per address (tracemalloc), 2.4 MB per worker at this size; the four caches of strings it replaces took 520 bytes.
 ADDRESS_CACHE_SIZE = 8192
 
 
 @lru_cache(maxsize=ADDRESS_CACHE_SIZE)
+def address_of(text: str) -> ClientAddress | None:
+    """parse_ip's address, with its text and prefix; None when it is not an address. A dotted quad (nearly every
+    client) is read without an address object: str() of one costs more than the parse, and its text is already
+    canonical (the pattern admits no leading zeros)."""
+    bare = bare_address(text)
+    if _DOTTED_QUAD.fullmatch(bare):
+        value = int.from_bytes(socket.inet_aton(bare), "big")
+        return ClientAddress(bare, 4, value, f"{bare[: bare.rindex('.')]}.0/{IPV4_PREFIX_LEN}")
+    address = parse_ip(bare)
+    if address is None:
+        return None
+    return ClientAddress(str(address), address.version, int(address), client_prefix(address))
+
+
 def canonical_ip(text: str) -> str | None:
     """parse_ip's address as text."""
-    address = parse_ip(text)
-    return str(address) if address is not None else None
+    address = address_of(text)
+    return address.text if address is not None else None
 
 
-@lru_cache(maxsize=ADDRESS_CACHE_SIZE)
 def prefix_of(text: str) -> str | None:
     """client_prefix of an address given as text; None when it is not an address."""
-    address = parse_ip(text)
-    return client_prefix(address) if address is not None else None
+    address = address_of(text)
+    return address.prefix if address is not None else None
 
 
 def parse_network(text: str) -> IPNetwork:
@@ -103,12 +133,12 @@ class TrustedProxies:
 
     def __init__(self, networks: Iterable[IPNetwork]) -> None:
         self.networks = tuple(networks)
-        # Peers are few (the proxies in front of gate, or the clients themselves): cache the membership test.
-        self.is_trusted = lru_cache(maxsize=4096)(self._is_trusted)
+        self.ranges = tuple(address_range(network) for network in self.networks)
 
-    def _is_trusted(self, peer: str) -> bool:
-        address = parse_ip(peer)
-        return address is not None and any(address in network for network in self.networks)
+    def trusts(self, address: ClientAddress) -> bool:
+        return any(
+            version == address.version and first <= address.value <= last for version, first, last in self.ranges
+        )
 
     def resolve(self, peer: str, forwarded_for: str | None, real_ip: str | None) -> ForwardedFor:
         """The client IP: the peer itself unless the peer is a trusted proxy.
@@ -117,17 +147,20 @@ class TrustedProxies:
         untrusted address is the client (anything left of it was written by the client and can be forged).
         An unparsable entry stops the walk: the last address a trusted hop vouched for is used.
         """
-        peer = canonical_ip(peer) or peer  # a dual-stack listener's ::ffff:a.b.c.d is a.b.c.d
-        if not self.networks or not self.is_trusted(peer):
+        peer_address = address_of(peer)
+        if peer_address is not None:
+            peer = peer_address.text  # a dual-stack listener's ::ffff:a.b.c.d is a.b.c.d
+        if peer_address is None or not self.trusts(peer_address):
             return ForwardedFor(client=peer, peer=peer, peer_trusted=False)
         client = peer
         if forwarded_for:
             for hop in reversed(forwarded_for.split(",")):
-                address = canonical_ip(hop)
+                # Stripped, a dotted quad is its canonical text: the prefix and network lookups after find it cached.
+                address = address_of(hop.strip())
                 if address is None:
                     break
-                client = address
-                if not self.is_trusted(client):
+                client = address.text
+                if not self.trusts(address):
                     break
         elif real_ip:
             client = canonical_ip(real_ip) or client
@@ -146,7 +179,6 @@ class NetworkIndex:
         self.names = frozenset(lists)
         self._v4 = self._build(lists, 4)
         self._v6 = self._build(lists, 6)
-        self.lookup = lru_cache(maxsize=ADDRESS_CACHE_SIZE)(self._lookup)
 
     @staticmethod
     def _build(lists: dict[str, list[AddressRange]], version: int) -> tuple[list[int], list[frozenset[str]]]:
@@ -172,9 +204,9 @@ class NetworkIndex:
                 covering.append(names)
         return starts, covering
 
-    def _lookup(self, address: str) -> frozenset[str]:
-        parsed = parse_ip(address)
-        if parsed is None:
-            return frozenset()
-        starts, covering = self._v4 if parsed.version == 4 else self._v6
-        return covering[bisect_right(starts, int(parsed)) - 1]
+    def lookup(self, text: str) -> frozenset[str]:
+        address = address_of(text)
+        if address is None:
+            return NO_NAMES
+        starts, covering = self._v4 if address.version == 4 else self._v6
+        return covering[bisect_right(starts, address.value) - 1]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gate.net import (
     ADDRESS_CACHE_SIZE,
+    ClientAddress,
     NetworkIndex,
     TrustedProxies,
+    address_of,
     address_range,
     canonical_ip,
     client_prefix,
@@ -17,6 +21,46 @@ from gate.net import (
     parse_network,
     prefix_of,
 )
+
+# --- address_of: one parse for all a request needs of an address ------------------------------------------------
+
+
+def expected_address(text: str) -> ClientAddress | None:
+    address = parse_ip(text)
+    if address is None:
+        return None
+    return ClientAddress(str(address), address.version, int(address), client_prefix(address))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "192.0.2.1",
+        " 198.51.100.7",
+        "0.0.0.0",
+        "255.255.255.255",
+        "10.0.0.1:8080",
+        "01.2.3.4",
+        "1.2.3",
+        "256.1.1.1",
+        "::ffff:192.0.2.1",
+        "[::ffff:192.0.2.1]:443",
+        "2001:DB8::1",
+        "[2001:db8::1]:443",
+        "fe80::1%eth0",
+        "unknown",
+        "",
+    ],
+)
+def test_address_of_reads_as_parse_ip_does(text: str) -> None:
+    assert address_of(text) == expected_address(text)
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_a_dotted_quad_read_without_an_address_object_is_the_same_address(value: int) -> None:
+    text = str(ipaddress.IPv4Address(value))
+    assert address_of(text) == expected_address(text)
+
 
 # --- parse_ip ----------------------------------------------------------------------------------------------------
 
@@ -201,11 +245,11 @@ def test_no_trusted_proxies_configured_believes_no_header() -> None:
     assert who.peer_trusted is False
 
 
-def test_a_flood_of_new_addresses_leaves_the_address_caches_at_their_bound() -> None:
+def test_a_flood_of_new_addresses_leaves_the_address_cache_at_its_bound() -> None:
     index = NetworkIndex({"example": [address_range(parse_network("198.18.0.0/15"))]})
     for number in range(ADDRESS_CACHE_SIZE + 100):
         address = str(ipaddress.IPv4Address(0xC6120000 + number))  # 198.18.0.0 onwards
-        for cache in (canonical_ip, prefix_of, index.lookup):
-            cache(address)
-    for cache in (canonical_ip, prefix_of, index.lookup):
-        assert cache.cache_info().currsize == ADDRESS_CACHE_SIZE
+        assert index.lookup(address) == {"example"}
+        assert canonical_ip(address) == address
+        assert prefix_of(address) == f"{address.rpartition('.')[0]}.0/24"
+    assert address_of.cache_info().currsize == ADDRESS_CACHE_SIZE
