@@ -31,7 +31,7 @@ async def test_a_refused_request_charges_no_quota(store: Store, key: Callable[[s
     assert (await store.rate_limit([roomy])).each[0].remaining == 98  # only the first request was charged
 
 
-async def test_the_sustained_rate_is_kept_within_five_percent(store: Store, key: Callable[[str], str]) -> None:
+async def test_the_sustained_rate_is_never_five_percent_over(store: Store, key: Callable[[str], str]) -> None:
     quota = Quota(key("sustained"), interval=0.02, burst=5)  # 50 per second after a burst of 5
     await store.ping()  # connect (and learn a cluster's slots) before the clock starts: a loaded CI lost 0.2 s there
     seconds = 2.0
@@ -47,7 +47,11 @@ async def test_the_sustained_rate_is_kept_within_five_percent(store: Store, key:
 
     allowed = sum(await asyncio.gather(*(hammer() for _ in range(4))))
     expected = 5 + seconds / 0.02
-    assert abs(allowed - expected) <= 0.05 * expected, (allowed, expected)
+    assert allowed <= 1.05 * expected, (allowed, expected)  # never more than 5 % over the rate
+    # Nor far under it (a request charged twice would let half through). Not 5 % under: while this process is
+    # preempted on a loaded machine nobody asks, and time the quota cannot save beyond its burst is lost (CI saw 95
+    # of 105 with Sentinel).
+    assert allowed >= 0.85 * expected, (allowed, expected)
 
 
 async def test_no_edge_of_a_window_doubles_the_rate(store: Store, key: Callable[[str], str]) -> None:
