@@ -26,7 +26,7 @@ RULES = """
 agents: [shipped:agents/*.yaml]
 limits:
   slow-bots: {rate: 1/min, burst: 3, per: [ip, agent]}
-  per-client: {rate: 60/min, burst: 8, per: ip}
+  per-client: {rate: 6/min, burst: 8, per: ip}  # one back every 10 s: nine requests never span that, however slow
 guards: [per-client]
 bans: {after: 3, window: 1m, duration: 1h}
 rules:
