@@ -16,6 +16,7 @@ AddressRange = tuple[int, int, int]  # (IP version, first address, last address)
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"  # no leading zeros, as ipaddress insists
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_IPV4_CIDR = re.compile(rf"({_DOTTED_QUAD.pattern})(?:/(3[0-2]|[12]?[0-9]))?")  # other forms: ipaddress decides
 
 IPV4_PREFIX_LEN = 24
 IPV6_PREFIX_LEN = 64
@@ -96,6 +97,18 @@ def parse_network(text: str) -> IPNetwork:
         return ipaddress.ip_network(text.strip(), strict=False)
     except ValueError as error:
         raise ValueError(f"{text.strip()!r} is not an IP network (expected CIDR like 10.0.0.0/8)") from error
+
+
+def network_range(text: str) -> AddressRange:
+    """address_range(parse_network(text)); an IPv4 CIDR without a network object: network lists hold tens of
+    thousands, and building each one was most of loading them (at every start and reload)."""
+    text = text.strip()
+    match = _IPV4_CIDR.fullmatch(text)
+    if match is None:
+        return address_range(parse_network(text))
+    host_bits = 32 - int(match[2] or 32)
+    first = int.from_bytes(socket.inet_aton(match[1]), "big") >> host_bits << host_bits
+    return 4, first, first | ((1 << host_bits) - 1)
 
 
 def address_range(network: IPNetwork) -> AddressRange:

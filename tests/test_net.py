@@ -17,6 +17,7 @@ from gate.net import (
     address_range,
     canonical_ip,
     client_prefix,
+    network_range,
     parse_ip,
     parse_network,
     prefix_of,
@@ -60,6 +61,39 @@ def test_address_of_reads_as_parse_ip_does(text: str) -> None:
 def test_a_dotted_quad_read_without_an_address_object_is_the_same_address(value: int) -> None:
     text = str(ipaddress.IPv4Address(value))
     assert address_of(text) == expected_address(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "192.0.2.0/24",
+        " 10.0.0.1/8 ",
+        "0.0.0.0/0",
+        "203.0.113.7",
+        "203.0.113.7/32",
+        "198.51.100.0/08",
+        "10.0.0.0/255.0.0.0",
+        "2001:db8::/32",
+        "2001:db8::1",
+        "::ffff:192.0.2.0/120",
+    ],
+)
+def test_network_range_reads_as_ipaddress_does(text: str) -> None:
+    assert network_range(text) == address_range(parse_network(text))
+
+
+@pytest.mark.parametrize(
+    "text", ["192.0.2.0/33", "192.0.2.0/", "256.0.0.0/8", "01.2.3.0/24", "10.0.0.0/-1", "x/24", ""]
+)
+def test_network_range_refuses_what_ipaddress_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="is not an IP network"):
+        network_range(text)
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=0, max_value=32))
+def test_an_ipv4_cidr_read_without_a_network_object_is_the_same_range(value: int, length: int) -> None:
+    text = f"{ipaddress.IPv4Address(value)}/{length}"
+    assert network_range(text) == address_range(parse_network(text))
 
 
 # --- parse_ip ----------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from gate.facts import Facts
 from gate.fingerprint import Fingerprinter, JA4Settings, Proofs, Signals
 from gate.fingerprint.agents import AGENT_CLASSES, AgentCatalog, load_agents
 from gate.fingerprint.headers import SIGNAL_WEIGHTS
-from gate.net import AddressRange, NetworkIndex, address_range, hostname, parse_network
+from gate.net import AddressRange, NetworkIndex, hostname, network_range
 from gate.policy import shipped_rules
 from gate.policy.engine import Policy
 from gate.policy.model import (
@@ -274,7 +274,7 @@ def _read_networks(document: Section, path: Path, collected: _Collected) -> None
         parsed = []
         for text, file, entry_line in cidrs:
             try:
-                parsed.append(address_range(parse_network(text)))
+                parsed.append(network_range(text))
             except ValueError as error:
                 document.problems.append(Problem(file, entry_line, f"networks: {name}: {error}"))
         collected.networks[name] = parsed
@@ -816,7 +816,7 @@ class _Compiler:
             return Condition(f"client network is {shown}", lambda _, signals: not lists.isdisjoint(signals.networks))
         if key == "cidr":
             try:
-                ranges = [address_range(parse_network(value)) for value in values]
+                ranges = [network_range(value) for value in values]
             except ValueError as error:
                 section.problem(key, f"cidr: {error}")
                 return None

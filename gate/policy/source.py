@@ -50,8 +50,17 @@ class LineList(list[Any]):
     item_lines: list[int]
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+# libyaml's parser when PyYAML was built with it (the wheels are): the pure-Python one took most of gate's start,
+# in each worker, and most of every rules reload, which runs on the event loop. Both give nodes their marks.
+if yaml.__with_libyaml__:
+
+    class _Loader(yaml.CSafeLoader):
+        pass
+
+else:  # pragma: no cover - PyYAML built without libyaml
+
+    class _Loader(yaml.SafeLoader):  # type: ignore[no-redef]
+        pass
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -89,7 +98,7 @@ def read_yaml(path: Path, problems: list[Problem]) -> Any:
         problems.append(Problem(str(path), 0, f"cannot read: {error}"))
         return None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader builds with the SafeConstructor
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 0

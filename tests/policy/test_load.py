@@ -293,8 +293,11 @@ def test_a_file_name_no_file_can_have_is_a_problem_not_a_crash(
     tmp_path: Path, section: str, expected: str, name: str
 ) -> None:
     # YAML can spell a lone surrogate or a NUL, which the file system refuses with a ValueError rather than an OSError.
+    # libyaml's parser (gate's, where PyYAML has it) refuses the surrogate itself, as invalid YAML.
     (tmp_path / "rules.yaml").write_text(section.format(name=name) + "\n")
-    assert [expected in problem.message for problem in problems_of(tmp_path / "rules.yaml")] == [True]
+    refused = (expected, "invalid YAML: found invalid Unicode character escape code")
+    problems = problems_of(tmp_path / "rules.yaml")
+    assert [any(message in problem.message for message in refused) for problem in problems] == [True]
 
 
 def test_a_directory_means_its_default_yaml(tmp_path: Path) -> None:
