@@ -171,7 +171,7 @@ class Gate:
         """Reload on SIGHUP (when gate runs in the main thread, as every worker does) and on changed files."""
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
-            loop.add_signal_handler(signal.SIGHUP, self.rules.reload, "SIGHUP")
+            loop.add_signal_handler(signal.SIGHUP, self.rules.request_reload, "SIGHUP")
         self._background.append(loop.create_task(self.rules.watch()))
 
     async def decide(self, facts: Facts) -> tuple[Signals, Decision, Action]:

@@ -41,33 +41,55 @@ class RulesWatcher:
         self.path = path
         self.policy = policy
         self._snapshot = snapshot(policy.files)
+        self._reloading = asyncio.Lock()  # one reload at a time, applied in the order asked
+        self._requested: set[asyncio.Task[bool]] = set()
         metrics.record_rules(policy.version)
 
     def reload(self, reason: str) -> bool:
-        """Load the rules again; True when the new policy is in place."""
+        """Load the rules again, here and now; True when the new policy is in place."""
+        return self._apply(reason, self._load())
+
+    async def reload_off_loop(self, reason: str) -> bool:
+        """reload, with the rules compiled in a thread: building a policy takes half a second (the shipped agent and
+        network lists), which on the event loop held up every request in flight. The loop keeps serving while it
+        runs, slower (the GIL is shared), and the new policy is swapped in on the loop."""
+        async with self._reloading:
+            return self._apply(reason, await asyncio.to_thread(self._load))
+
+    def request_reload(self, reason: str) -> None:
+        """reload_off_loop from a signal handler, which cannot await."""
+        task = asyncio.get_running_loop().create_task(self.reload_off_loop(reason))
+        self._requested.add(task)
+        task.add_done_callback(self._requested.discard)
+
+    def _load(self) -> Policy | RulesError:
         try:
-            policy = load_policy(self.path)
+            return load_policy(self.path)
         except RulesError as error:
+            return error
+
+    def _apply(self, reason: str, loaded: Policy | RulesError) -> bool:
+        if isinstance(loaded, RulesError):
             self._snapshot = snapshot(self.policy.files)  # retry on the next edit, not every few seconds
             metrics.rules_reloads_total.labels("failure").inc()
             log.error(
                 "rules reload (%s) failed, keeping version %s: %s",
                 reason,
                 self.policy.version,
-                "; ".join(map(str, error.problems)),
+                "; ".join(map(str, loaded.problems)),
                 extra=event("rules-reload-failed", reason=reason, version=self.policy.version),
             )
             return False
-        self.policy = policy
-        self._snapshot = snapshot(policy.files)
+        self.policy = loaded
+        self._snapshot = snapshot(loaded.files)
         metrics.rules_reloads_total.labels("success").inc()
-        metrics.record_rules(policy.version)
+        metrics.record_rules(loaded.version)
         log.info(
             "rules reloaded (%s): version %s, %d rules",
             reason,
-            policy.version,
-            len(policy.rules),
-            extra=event("rules-reloaded", reason=reason, version=policy.version),
+            loaded.version,
+            len(loaded.rules),
+            extra=event("rules-reloaded", reason=reason, version=loaded.version),
         )
         return True
 
@@ -78,4 +100,4 @@ class RulesWatcher:
         while True:
             await asyncio.sleep(interval)
             if self.changed():
-                self.reload("a rules file changed")
+                await self.reload_off_loop("a rules file changed")

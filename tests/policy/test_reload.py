@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
 
+from gate.policy import shipped_rules
 from gate.policy.load import load_policy
 from gate.policy.model import Action
 from gate.policy.reload import RulesWatcher
@@ -150,3 +152,38 @@ async def test_watch_reloads_by_itself(watcher: RulesWatcher, rules: Path) -> No
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_reload_off_the_loop_lets_the_loop_serve_meanwhile() -> None:
+    """Compiling the shipped rules takes half a second or more; the event loop must keep turning while it runs."""
+    watcher = RulesWatcher(shipped_rules(), load_policy(shipped_rules()))
+    before = watcher.policy
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    assert await watcher.reload_off_loop("test") is True
+    took = time.perf_counter() - started
+    ticker.cancel()
+    assert watcher.policy is not before
+    assert len(gaps) > 10 and max(gaps) < took / 3, (max(gaps), took)  # on the loop it would be one gap of `took`
+
+
+async def test_a_reload_asked_by_a_signal_handler_runs_in_the_background(watcher: RulesWatcher, rules: Path) -> None:
+    edit(rules, DENY_ADMIN)
+    watcher.request_reload("SIGHUP")
+    assert decide(watcher.policy, ADMIN).rule == "everyone"  # the handler returns at once
+    for _ in range(500):
+        if decide(watcher.policy, ADMIN).rule == "no-admin":
+            break
+        await asyncio.sleep(0.01)
+    assert decide(watcher.policy, ADMIN).rule == "no-admin"
+    assert not watcher.changed()
