@@ -62,34 +62,39 @@ class RulesWatcher:
         self._requested.add(task)
         task.add_done_callback(self._requested.discard)
 
-    def _load(self) -> Policy | RulesError:
+    def _load(self) -> tuple[Snapshot, Policy | RulesError]:
+        """What the rules compile to, and the files' state as the load began: an edit made while it ran (seconds, in
+        a thread beside a busy loop) then differs from the snapshot kept, and the next check loads it."""
+        before = snapshot(self.policy.files)
         try:
-            return load_policy(self.path)
+            return before, load_policy(self.path)
         except RulesError as error:
-            return error
+            return before, error
 
-    def _apply(self, reason: str, loaded: Policy | RulesError) -> bool:
-        if isinstance(loaded, RulesError):
-            self._snapshot = snapshot(self.policy.files)  # retry on the next edit, not every few seconds
+    def _apply(self, reason: str, loaded: tuple[Snapshot, Policy | RulesError]) -> bool:
+        before, result = loaded
+        if isinstance(result, RulesError):
+            self._snapshot = before  # retry on the next edit, not every few seconds
             metrics.rules_reloads_total.labels("failure").inc()
             log.error(
                 "rules reload (%s) failed, keeping version %s: %s",
                 reason,
                 self.policy.version,
-                "; ".join(map(str, loaded.problems)),
+                "; ".join(map(str, result.problems)),
                 extra=event("rules-reload-failed", reason=reason, version=self.policy.version),
             )
             return False
-        self.policy = loaded
-        self._snapshot = snapshot(loaded.files)
+        self.policy = result
+        # Files the new rules read for the first time (a new import) are taken as they are now.
+        self._snapshot = {path: before.get(path, state) for path, state in snapshot(result.files).items()}
         metrics.rules_reloads_total.labels("success").inc()
-        metrics.record_rules(loaded.version)
+        metrics.record_rules(result.version)
         log.info(
             "rules reloaded (%s): version %s, %d rules",
             reason,
-            loaded.version,
-            len(loaded.rules),
-            extra=event("rules-reloaded", reason=reason, version=loaded.version),
+            result.version,
+            len(result.rules),
+            extra=event("rules-reloaded", reason=reason, version=result.version),
         )
         return True
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gate.policy import shipped_rules
+from gate.policy.engine import Policy
 from gate.policy.load import load_policy
 from gate.policy.model import Action
 from gate.policy.reload import RulesWatcher
@@ -187,3 +188,22 @@ async def test_a_reload_asked_by_a_signal_handler_runs_in_the_background(watcher
         await asyncio.sleep(0.01)
     assert decide(watcher.policy, ADMIN).rule == "no-admin"
     assert not watcher.changed()
+
+
+def test_an_edit_made_while_a_reload_runs_is_loaded_by_the_next_one(
+    watcher: RulesWatcher, rules: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit(rules, DENY_ADMIN)
+
+    def load_then_edit_again(path: Path) -> Policy:
+        policy = load_policy(path)
+        edit(rules, ALLOW_ALL)  # saved again while the first save was being compiled
+        return policy
+
+    monkeypatch.setattr("gate.policy.reload.load_policy", load_then_edit_again)
+    assert watcher.reload("test") is True
+    assert decide(watcher.policy, ADMIN).rule == "no-admin"
+    assert watcher.changed()  # the second save is not taken for loaded
+    monkeypatch.setattr("gate.policy.reload.load_policy", load_policy)
+    assert watcher.reload("test") is True
+    assert decide(watcher.policy, ADMIN).rule == "everyone"
