@@ -184,15 +184,17 @@ class GuardedProtocol(HttpToolsProtocol):
         self.reading_head = False
         self.head_bytes_read = 0
         self.unwatch()
-        if self.limit_concurrency is not None and (
+        over_limit = self.limit_concurrency is not None and (
             len(self.connections) >= self.limit_concurrency or len(self.tasks) >= self.limit_concurrency
-        ):
-            metrics.client_errors_total.labels("over-connections").inc()  # uvicorn answers 503 (same condition)
-        self.start_cycle()
+        )
+        if over_limit:
+            metrics.client_errors_total.labels("over-connections").inc()
+        self.start_cycle(over_limit)
 
-    def start_cycle(self) -> None:
+    def start_cycle(self, over_limit: bool) -> None:
         """uvicorn's on_headers_complete, with gate's cycle (gate.cycle) on a transport that holds the response head
-        back for its body. A HEAD response has no body write to release its head with: it is written at once."""
+        back for its body. A HEAD response has no body write to release its head with: it is written at once. Over
+        --max-connections the request is answered 503."""
         http_version = self.parser.get_http_version()
         method = self.parser.get_method().decode("ascii")
         self.scope["method"] = method
@@ -206,9 +208,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.scope["raw_path"] = self.root_path.encode("ascii") + url.path
         self.scope["query_string"] = url.query or b""
         app = self.app
-        if self.limit_concurrency is not None and (
-            len(self.connections) >= self.limit_concurrency or len(self.tasks) >= self.limit_concurrency
-        ):
+        if over_limit:
             app = service_unavailable
             self.logger.warning("Exceeded concurrency limit.")
         existing = self.cycle
