@@ -13,7 +13,7 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import cast
+from typing import ClassVar, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -33,17 +33,17 @@ BodySource = Callable[[], Awaitable[tuple[bytes, bool]]]
 class UpstreamError(Exception):
     """The upstream failed before its response head: gate answers `status` itself and counts the failure as `kind`."""
 
-    status = 502
-    kind = "protocol"
+    status: ClassVar[int] = 502
+    kind: ClassVar[str] = "protocol"
 
 
 class UpstreamConnectError(UpstreamError):
-    kind = "connect"
+    kind: ClassVar[str] = "connect"
 
 
 class UpstreamTimeout(UpstreamError):
-    status = 504
-    kind = "timeout"
+    status: ClassVar[int] = 504
+    kind: ClassVar[str] = "timeout"
 
 
 class StaleConnection(UpstreamError):
@@ -54,7 +54,7 @@ class StaleConnection(UpstreamError):
 class UpstreamBodyError(UpstreamError):
     """The upstream failed in the middle of a body: the response must reach the client incomplete."""
 
-    kind = "aborted"
+    kind: ClassVar[str] = "aborted"
 
 
 def request_head(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -410,8 +410,8 @@ class Dialer:
                     _, connection = await loop.create_unix_connection(factory, self.path)
                 else:
                     _, connection = await loop.create_connection(factory, self.host, self.port, ssl=self.ssl)
-        except TimeoutError as error:
-            raise UpstreamTimeout(f"no connection within {self.timeout:g}s") from error
+        except TimeoutError as timeout:
+            raise UpstreamTimeout(f"no connection within {self.timeout:g}s") from timeout
         except OSError as error:
             raise UpstreamConnectError(str(error) or type(error).__name__) from error
         return connection

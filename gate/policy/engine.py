@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 from gate.facts import Facts
@@ -37,6 +36,11 @@ class Policy:
     terms: Terms = field(default_factory=Terms)  # the owner's terms for AI crawlers (gate/terms)
     # Web Bot Auth key directories the rules name (verified: entries, signer: conditions): the only ones fetched
     signers: frozenset[str] = frozenset()
+    # Rules looked up by what they match (gate/policy/index.py), built with the policy: at load, off the request path
+    index: RuleIndex | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", RuleIndex(self.rules) if len(self.rules) >= INDEX_FROM else None)
 
     def fingerprint(self, facts: Facts) -> Signals:
         return self.fingerprinter(facts)
@@ -45,10 +49,6 @@ class Policy:
         """The guards, and a throttle decision's own limit: what a request the decision lets through is charged."""
         rule_limit = self.limits.get(decision.limit or "") if decision.action is Action.THROTTLE else None
         return (rule_limit, *self.guards) if rule_limit is not None else self.guards
-
-    @cached_property
-    def index(self) -> RuleIndex | None:
-        return RuleIndex(self.rules) if len(self.rules) >= INDEX_FROM else None
 
     def evaluate(self, facts: Facts, signals: Signals) -> Decision:
         score = 0.0

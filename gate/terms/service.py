@@ -218,10 +218,10 @@ class TermsService:
         except StoreError as error:
             log.warning("acceptance not recorded: %s", error)
             return JSONResponse({"error": "the site cannot record acceptances right now"}, status_code=503)
-        except BadAcceptance as error:
-            metrics.consent_refusals_total.labels(str(error.status)).inc()
-            headers = {"retry-after": str(round(ACCEPT_QUOTA[0]))} if error.status == 429 else None
-            return JSONResponse({"error": str(error)}, status_code=error.status, headers=headers)
+        except BadAcceptance as bad:
+            metrics.consent_refusals_total.labels(str(bad.status)).inc()
+            headers = {"retry-after": str(round(ACCEPT_QUOTA[0]))} if bad.status == 429 else None
+            return JSONResponse({"error": str(bad)}, status_code=bad.status, headers=headers)
 
     async def _accept(self, request: Request) -> Response:
         if "application/json" not in request.headers.get("content-type", ""):

@@ -123,25 +123,25 @@ class Verifier:
         now = time.time()
         try:
             signed = read_signature(facts, now)
-        except Invalid as error:
-            return SignatureCheck("invalid", None, str(error))
-        except Unsupported as error:
-            return SignatureCheck("unverified", None, f"unsupported: {error}")
+        except Invalid as invalid:
+            return SignatureCheck("invalid", None, str(invalid))
+        except Unsupported as unsupported:
+            return SignatureCheck("unverified", None, f"unsupported: {unsupported}")
         if signed is None:
             return NO_SIGNATURE
         if signed.directory not in signers:
             return SignatureCheck("unverified", signed.directory, "the rules name no such signer")
         try:
             keys = await self.directories.keys(signed.directory)
-        except DirectoryUnavailable as error:
-            return SignatureCheck("unverified", signed.directory, str(error))
+        except DirectoryUnavailable as unavailable:
+            return SignatureCheck("unverified", signed.directory, str(unavailable))
         key = keys.get(signed.keyid)
         if key is None:
             return SignatureCheck("invalid", signed.directory, "keyid is not in the signer's key directory")
         try:
             check(signed, key)
-        except Invalid as error:
-            return SignatureCheck("invalid", signed.directory, str(error))
+        except Invalid as invalid:
+            return SignatureCheck("invalid", signed.directory, str(invalid))
         if signed.nonce is not None and (len(signed.nonce) > MAX_NONCE or len(signed.keyid) > MAX_NONCE):
             return SignatureCheck("invalid", signed.directory, f"nonce or keyid longer than {MAX_NONCE} characters")
         if signed.nonce is not None and not await self.first_use(signed.keyid, signed.nonce, signed.expires - now):

@@ -82,7 +82,7 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> tuple[Policy, Policy]:
     # Behind the shipped rules' import (its agent lists, networks and rules come after these).
     path.write_text(json.dumps({"version": 1, "import": ["shipped:default.yaml"], "rules": rules}))
     indexed, linear = load_policy(path), load_policy(path)
-    linear.__dict__["index"] = None  # the cached index, replaced: every rule is tried
+    object.__setattr__(linear, "index", None)  # no index: every rule is tried
     assert len(indexed.rules) >= INDEX_FROM and indexed.index is not None
     return indexed, linear
 
