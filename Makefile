@@ -9,15 +9,29 @@ FUZZ_SECONDS ?= 300
 
 .PHONY: run test lint typecheck unit bench fuzz soak profile system-deps clean
 
-$(BIN)/gate: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+# Installing gate compiles its request path with mypyc (setup.py), so any change to gate's code means installing it
+# again. Compiling needs a C compiler and Python's headers: installed here when missing (GATE_PURE_PYTHON=1 skips
+# compiling instead).
+GATE_SOURCES := pyproject.toml setup.py $(shell find gate -name '*.py')
+COMPILED_MODULES = $(shell find . -maxdepth 1 -name '*__mypyc*.so') $(shell find gate -name '*.so')
+define install_gate
+	[ -x $(BIN)/pip ] || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip; }
+	@if [ -z "$$GATE_PURE_PYTHON" ] && { ! command -v gcc >/dev/null || ! $(PYTHON) -c 'import os, sys, sysconfig; \
+		sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; }; then \
+		echo "installing gcc and Python's headers, to compile gate's request path"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev python3-dev; \
+	fi
+	$(BIN)/pip install --quiet -e '.$(1)'
+endef
+
+$(BIN)/gate: $(GATE_SOURCES)
+	$(call install_gate,)
 	touch $@
 
-$(VENV)/.test-deps: $(BIN)/gate
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+# The test install is gate's install too: `make run` after it installs nothing again.
+$(VENV)/.test-deps: $(GATE_SOURCES)
+	$(call install_gate,[test])
+	touch $@ $(BIN)/gate
 
 # gate with the in-memory store in front of UPSTREAM, or of the sample site in examples/site when none is given.
 run: $(BIN)/gate
@@ -48,8 +62,8 @@ system-deps:
 	fi
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check gate tests bench fuzz
-	$(BIN)/ruff format --check gate tests bench fuzz
+	$(BIN)/ruff check gate tests bench fuzz setup.py
+	$(BIN)/ruff format --check gate tests bench fuzz setup.py
 
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
@@ -90,9 +104,11 @@ soak: $(VENV)/.test-deps system-deps
 
 # Where a gate worker's time goes: py-spy on the full pipeline under the benchmark's browsers, by component
 # (docs/benchmarks.md, "Where a request's time goes"). ARGS="--workers 2 --duration 30" for other runs.
+# py-spy cannot see into compiled functions, so this installs gate uncompiled; the next `make test` compiles again.
 profile: $(VENV)/.test-deps system-deps
-	$(BIN)/pip install --quiet -e '.[profile]'
+	rm -f $(COMPILED_MODULES) $(VENV)/.test-deps $(BIN)/gate
+	GATE_PURE_PYTHON=1 $(BIN)/pip install --quiet -e '.[profile]'
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench.profile $(ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info build $(COMPILED_MODULES)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import gate.app
 from bench.clients import BROWSERS_ONLY, lua_script
 from bench.proxy import NGINX_WORKERS, SITE, WARMUP_SECONDS, parse_wrk, positive_int, run_wrk
 from gate.keys import load_keyring, write_key_file
@@ -194,6 +195,12 @@ def main(arguments: Sequence[str] | None = None) -> int:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
         print("py-spy is not installed: `make profile` installs it", file=sys.stderr)
+        return 1
+    if not gate.app.__file__ or not gate.app.__file__.endswith(".py"):
+        print(
+            "gate's request path is compiled and py-spy cannot see into it: `make profile` installs it uncompiled",
+            file=sys.stderr,
+        )
         return 1
     profile, requests_per_second = run_profile(options, py_spy)
     print(report(profile, requests_per_second, options))

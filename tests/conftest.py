@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.support.compiled import stale_extensions
 from tests.support.gate_process import GateProcess, start_transparent_gate
 from tests.support.nginx import TEST_LOCATIONS, Nginx, start_nginx
 from tests.support.ports import free_port, stop, wait_for_port
@@ -24,6 +25,16 @@ FIXTURES = Path(__file__).parent / "data" / "site"
 settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("repeatable")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = stale_extensions()
+    if stale:
+        pytest.exit(
+            f"{len(stale)} compiled modules (first {stale[0].name}) are older than gate's sources: `make test` "
+            "installs gate again, or `.venv/bin/pip install -e '.[test]'`",
+            returncode=4,
+        )
 
 
 @pytest.fixture(scope="session")
