@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,10 @@ async def open():
         raise Refused() from error
 """
     assert rebound_exception_names(source) == ["open: error"]
+
+
+def test_the_build_sees_every_runtime_dependency() -> None:
+    """mypyc compiles from the types mypy checks: a dependency missing from the build's environment is a type error
+    there, and `pip install .` fails before it installs anything."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(project["project"]["dependencies"]) <= set(project["build-system"]["requires"])
