@@ -1,6 +1,6 @@
 """gate's build: the modules every request runs through are compiled to C extensions by mypyc.
 
-They are the same typed Python (mypy --strict); compiled, gate's workers spend 12 % less CPU per request with the
+They are the same typed Python (mypy --strict); compiled, gate's workers spend 7-12 % less CPU per request with the
 full pipeline under load, 21 % less at a moderate load (docs/benchmarks.md, "The request path compiled").
 Everything else (start-up, the CLI, rules loading, gate's own pages) stays interpreted: it is not where a flood
 spends gate's CPU.

@@ -1,10 +1,17 @@
 """The benchmarks' summary (bench/proxy.py, also used by bench/store.py): medians over rounds, as ratios to the
-baseline the caller names."""
+baseline the caller names; bench/compare.py's CPU per request."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
+from bench.compare import Run, cpu_seconds, report
 from bench.proxy import (
     NGINX_DIRECT,
     NGINX_PROXY,
@@ -55,3 +62,29 @@ def test_wrk_errors_fail_the_run() -> None:
     failing = [Measurement(1, NGINX_PROXY, WrkResult(100, 10.0, 1.0, 2.0, 3, 1), 0)]
     found, _ = problems(summarise([Target(NGINX_PROXY, "http://a")], failing), {})
     assert found == [f"{NGINX_PROXY}: wrk reported 3 non-2xx/3xx responses and 1 socket errors"]
+
+
+def test_a_comparison_reports_the_median_cpu_per_request_and_the_rounds_it_was_lower_in() -> None:
+    old, new = Path("/old"), Path("/new")
+    runs = {
+        old: [Run(300.0, 5000.0, 30.0), Run(340.0, 4500.0, 35.0), Run(320.0, 4800.0, 32.0)],
+        new: [Run(270.0, 5400.0, 27.0), Run(350.0, 4400.0, 36.0), Run(256.0, 5100.0, 28.0)],
+    }
+    text = report(runs)
+    assert "| /old | 320 | 4,800 | 32.0 |" in text
+    assert "| /new | 270 | 5,100 | 28.0 |" in text
+    assert "/new used -15.6 % CPU per request against /old, less in 2 of 3 rounds" in text
+
+
+def test_a_process_cpu_time_counts_its_running_children() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "sum(range(50_000_000)); import time; time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 30
+        while cpu_seconds(child.pid) < 0.3:
+            assert time.monotonic() < deadline, "the child never used CPU"
+            time.sleep(0.1)
+        own = os.times()
+        assert cpu_seconds(os.getpid()) - (own.user + own.system) >= 0.25
+    finally:
+        child.kill()
+        child.wait()

@@ -102,9 +102,15 @@ def _status_kib(pid: int, field: str) -> int:
 
 
 def start_gate(
-    directory: Path, upstream: str, *arguments: str, host: str = "127.0.0.1", env: dict[str, str] | None = None
+    directory: Path,
+    upstream: str,
+    *arguments: str,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> GateProcess:
-    """Start `gate serve` in front of `upstream` with extra command-line arguments; wait until it listens."""
+    """Start `gate serve` in front of `upstream` with extra command-line arguments; wait until it listens. In `cwd`,
+    Python imports gate from there first (bench.compare runs two checkouts so)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port(host)
     metrics_port = free_port()
@@ -126,7 +132,7 @@ def start_gate(
         *arguments,
     ]
     with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment, cwd=cwd)
     wait_for_port(host, port, process, log)
     wait_for_port("127.0.0.1", metrics_port, process, log)
     return GateProcess(host=host, port=port, metrics_port=metrics_port, process=process, log=log)
