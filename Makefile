@@ -16,7 +16,7 @@ GATE_SOURCES := pyproject.toml setup.py $(shell find gate -name '*.py')
 COMPILED_MODULES = $(shell find . -maxdepth 1 -name '*__mypyc*.so') $(shell find gate -name '*.so')
 define install_gate
 	[ -x $(BIN)/pip ] || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip; }
-	@if [ -z "$$GATE_PURE_PYTHON" ] && { ! command -v gcc >/dev/null || ! $(PYTHON) -c 'import os, sys, sysconfig; \
+	@if [ "$${GATE_PURE_PYTHON:-0}" = 0 ] && { ! command -v gcc >/dev/null || ! $(PYTHON) -c 'import os, sys, sysconfig; \
 		sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; }; then \
 		echo "installing gcc and Python's headers, to compile gate's request path"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev python3-dev; \
