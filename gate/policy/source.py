@@ -51,7 +51,7 @@ class LineList(list[Any]):
 
 
 # libyaml's parser when PyYAML was built with it (the wheels are): the pure-Python one took most of gate's start,
-# in each worker, and most of every rules reload, which runs on the event loop. Both give nodes their marks.
+# in each worker, and most of every rules reload. Both give nodes their marks.
 if yaml.__with_libyaml__:
 
     class _Loader(yaml.CSafeLoader):
