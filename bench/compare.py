@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.clients import BROWSERS_ONLY, lua_script
 from bench.proxy import NGINX_WORKERS, SITE, WARMUP_SECONDS, parse_wrk, positive_int, run_wrk
+from bench.soak import worker_pids
 from gate.keys import load_keyring, write_key_file
 from tests.support.gate_process import GateProcess, start_gate
 from tests.support.nginx import start_nginx
@@ -67,32 +68,28 @@ def parse_options(arguments: Sequence[str]) -> Options:
     return Options(checkouts, parsed.rounds, parsed.duration, parsed.workers, parsed.connections)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system time of a process and of its children that are still running (gate's workers)."""
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """The user and system time these processes have used."""
     total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(entry.name) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return total
 
 
 def measure(gate: GateProcess, options: Options, browsers: Path) -> Run:
-    before = cpu_seconds(gate.process.pid)
+    processes = [gate.process.pid, *worker_pids(gate)]  # the supervisor, and the workers when there are several
+    before = cpu_seconds(processes)
     result = parse_wrk(run_wrk(gate.url, options.connections, options.duration, browsers))
-    used = cpu_seconds(gate.process.pid) - before
+    used = cpu_seconds(processes) - before
     if result.non_2xx_3xx or result.socket_errors:
         raise RuntimeError(f"{gate.url}: {result.non_2xx_3xx} non-2xx/3xx answers, {result.socket_errors} errors")
     return Run(used / result.requests * 1e6, result.requests_per_second, result.p99_ms)
 
 
-def compare(options: Options) -> dict[Path, list[Run]]:
-    runs: dict[Path, list[Run]] = {checkout: [] for checkout in options.checkouts}
+def compare(options: Options) -> list[tuple[Path, list[Run]]]:
+    """Each checkout with its runs, in the order given (one checkout twice measures the noise between two gates)."""
+    runs: list[list[Run]] = [[], []]
     with tempfile.TemporaryDirectory(prefix="gate-compare-") as temporary, ExitStack() as running:
         directory = Path(temporary)
         nginx = start_nginx(directory / "nginx", SITE, workers=NGINX_WORKERS)
@@ -102,7 +99,7 @@ def compare(options: Options) -> dict[Path, list[Run]]:
         browsers = directory / "browsers.lua"
         browsers.write_text(lua_script(load_keyring(key), BROWSERS_ONLY))
         store = running.enter_context(redis_server(directory))
-        gates = {}
+        gates = []
         for number, checkout in enumerate(options.checkouts):
             gate = start_gate(
                 directory / f"gate-{number}",
@@ -113,28 +110,27 @@ def compare(options: Options) -> dict[Path, list[Run]]:
             )
             running.callback(gate.stop)
             run_wrk(gate.url, options.connections, WARMUP_SECONDS, browsers)
-            gates[checkout] = gate
+            gates.append(gate)
         for number in range(options.rounds):
-            order = options.checkouts if number % 2 == 0 else options.checkouts[::-1]
-            for checkout in order:
-                runs[checkout].append(measure(gates[checkout], options, browsers))
-            old, new = (runs[checkout][-1] for checkout in options.checkouts)
+            for side in (0, 1) if number % 2 == 0 else (1, 0):
+                runs[side].append(measure(gates[side], options, browsers))
+            old, new = runs[0][-1], runs[1][-1]
             print(
                 f"round {number + 1}: CPU per request {old.cpu_per_request_us:.0f} / {new.cpu_per_request_us:.0f} µs, "
                 f"req/s {old.requests_per_second:,.0f} / {new.requests_per_second:,.0f}",
                 flush=True,
             )
-    return runs
+    return list(zip(options.checkouts, runs, strict=True))
 
 
-def report(runs: dict[Path, list[Run]]) -> str:
-    (old, old_runs), (new, new_runs) = runs.items()
+def report(runs: Sequence[tuple[Path, list[Run]]]) -> str:
+    (old, old_runs), (new, new_runs) = runs
     lower = sum(b.cpu_per_request_us < a.cpu_per_request_us for a, b in zip(old_runs, new_runs, strict=True))
     lines = [
         "| checkout | CPU per request, µs (median) | req/s (median) | p99 ms (median) |",
         "|---|---:|---:|---:|",
     ]
-    for checkout, measured in runs.items():
+    for checkout, measured in runs:
         cpu = statistics.median(run.cpu_per_request_us for run in measured)
         rate = statistics.median(run.requests_per_second for run in measured)
         p99 = statistics.median(run.p99_ms for run in measured)
