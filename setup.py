@@ -17,6 +17,8 @@ from setuptools import setup
 
 # The request path: what a request that gate forwards or refuses runs, per request (see docs/architecture.md).
 COMPILED = [
+    "gate/connection.py",
+    "gate/cycle.py",
     "gate/app.py",
     "gate/facts.py",
     "gate/net.py",

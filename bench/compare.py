@@ -5,12 +5,13 @@ shipped rules, a shared key file, --workers workers), then runs wrk with the ben
 alternating order, --rounds times. For each run it takes the CPU time gate's processes used (user and system, from
 /proc) and divides it by the requests wrk completed. On a shared machine CPU per request moves far less between
 runs than requests per second, which the other tenants' load decides: two paired throughput runs of the same two
-builds gave +0.6 % and +9.5 % (docs/benchmarks.md, "The request path compiled"). Prints each round and the
-medians, and exits 0.
+builds gave +0.6 % and +9.5 % (docs/benchmarks.md, "The request path compiled"). Prints each round, each side's
+medians and the median of the rounds' ratios of CPU per request, and exits 0.
 
 Each gate runs with its checkout as the working directory, so Python imports that checkout's gate, as installed
-there (compiled or not): `git worktree add /tmp/old <commit>`, then install it as the README says (or
-`GATE_PURE_PYTHON=1`) before comparing.
+there (compiled or not). For an older commit: `git worktree add /tmp/old <commit>`, then build its extensions in
+place, for instance with a throwaway environment: `python3 -m venv /tmp/oldvenv && /tmp/oldvenv/bin/pip install
+--no-deps -e /tmp/old` (with `GATE_PURE_PYTHON=1` to compare it uncompiled).
 """
 
 from __future__ import annotations
@@ -135,10 +136,13 @@ def report(runs: Sequence[tuple[Path, list[Run]]]) -> str:
         rate = statistics.median(run.requests_per_second for run in measured)
         p99 = statistics.median(run.p99_ms for run in measured)
         lines.append(f"| {checkout} | {cpu:.0f} | {rate:,.0f} | {p99:.1f} |")
-    old_cpu = statistics.median(run.cpu_per_request_us for run in old_runs)
-    new_cpu = statistics.median(run.cpu_per_request_us for run in new_runs)
+    # Each round's two runs are minutes apart at most; the machine's speed drifts more than that between rounds, so
+    # the change is the median of the rounds' ratios, not the ratio of the two sides' medians.
+    change = statistics.median(
+        b.cpu_per_request_us / a.cpu_per_request_us for a, b in zip(old_runs, new_runs, strict=True)
+    )
     lines.append(
-        f"\n{new} used {100 * (new_cpu / old_cpu - 1):+.1f} % CPU per request against {old}, "
+        f"\n{new} used {100 * (change - 1):+.1f} % CPU per request against {old} (median of the rounds' ratios), "
         f"less in {lower} of {len(old_runs)} rounds"
     )
     return "\n".join(lines)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from gate.connection import DEFAULT_HEAD_BYTES, DEFAULT_HEAD_TIMEOUT, DEFAULT_STALL_TIMEOUT, MAX_TARGET_BYTES
+from gate.connection import MAX_TARGET_BYTES
 from gate.keys import load_keyring
+from gate.limits import DEFAULT_HEAD_BYTES, DEFAULT_HEAD_TIMEOUT, DEFAULT_STALL_TIMEOUT
 from gate.net import IPNetwork, parse_ip, parse_network
 from gate.policy import shipped_rules
 from gate.store import DEFAULT_TIMEOUT as DEFAULT_STORE_TIMEOUT

@@ -1,8 +1,11 @@
-"""Client connections: uvicorn's httptools protocol with bounds on what one client can hold.
+"""Client connections: gate's HTTP/1.1 server protocol, on httptools' parser, with bounds on what a client can hold.
 
-uvicorn reads a request head of any size, waits for it forever and waits forever for a stalled upload or a client
-that stops reading. On the open internet each of those is a way to hold memory or connections with a few bytes a
-minute (slowloris). This protocol adds what nginx and Go servers have:
+uvicorn runs it (`GateServerConfig` names it as the HTTP protocol) as it runs its own httptools protocol. This one
+does the same per request, compiled with the rest of the request path and with fewer objects per request (the
+keep-alive timer is armed once per connection, not per response), and adds what uvicorn lacks. uvicorn reads a
+request head of any size, waits for it forever and waits forever for a stalled upload or a client that stops
+reading. On the open internet each of those is a way to hold memory or connections with a few bytes a minute
+(slowloris). This protocol adds what nginx and Go servers have:
 
 - the request head is capped in size (414 for the target alone, 431 for the head) and in header count (431);
 - a client has `head_timeout` seconds from its first byte (or from connecting) to send the whole head (408);
@@ -15,89 +18,44 @@ Requests that arrive whole in one read (nearly all) arm no timer: the checks cos
 from __future__ import annotations
 
 import asyncio
+import logging
 import urllib.parse
-from dataclasses import dataclass
+from collections import deque
 from typing import Any
 
 import httptools
 import uvicorn
+from uvicorn._types import ASGI3Application, ASGIVersions, HTTPScope
 from uvicorn.protocols.http.flow_control import service_unavailable
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from uvicorn.server import ServerState
 
 from gate import metrics
-from gate.cycle import GateCycle
+from gate.cycle import HIGH_WATER_LIMIT, FlowControl, GateCycle
+from gate.limits import ClientLimits, GateServerConfig
 
 MAX_TARGET_BYTES = 8192  # nginx's default buffer for a request line; longer targets get 414 there too
 MAX_HEADER_COUNT = 100  # Apache's LimitRequestFields; browsers send about 20
 HEADER_OVERHEAD = 4  # ": " and CRLF around each header line
 LINGER_SECONDS = 2.0  # after a refusal, unread input is drained this long so the client can read the answer
 LINGER_BYTES = 1 << 20
-DEFAULT_HEAD_BYTES = 65536
-DEFAULT_HEAD_TIMEOUT = 10.0
-DEFAULT_STALL_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class ClientLimits:
-    head_bytes: int = DEFAULT_HEAD_BYTES
-    head_timeout: float = DEFAULT_HEAD_TIMEOUT
-    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+log = logging.getLogger("uvicorn.error")  # gate.logs filters repeats of this logger's warnings
 
 
-class GateServerConfig(uvicorn.Config):
-    """uvicorn's Config carrying the client limits to every connection (and to every spawned worker: it is pickled)."""
-
-    def __init__(self, app: Any, client_limits: ClientLimits, **options: Any) -> None:
-        super().__init__(app, http="gate.connection:GuardedProtocol", **options)
-        self.client_limits = client_limits
+class HeadRefused(Exception):
+    """Raised from a parser callback to stop reading a request head (the parser raises it on as its own error)."""
 
 
-class HeadHeldBack(asyncio.Transport):
-    """The transport one request's cycle writes to: its first write (the response head) waits for the next one (the
-    body, most often in the same turn of the loop; every body message writes, if only b"") or for the end of the
-    loop turn, so that a small response goes out in one send. uvloop sends each write at once when nothing is
-    queued: the head alone cost a system call per response, and the client a read."""
+class GuardedProtocol(asyncio.Protocol):
+    """One client connection: requests parsed as they arrive, each answered by the app in a task of its own, in
+    order (pipelined requests wait for the response before them)."""
 
-    __slots__ = ("first", "held", "loop", "transport")
+    transport: asyncio.Transport  # set by connection_made, before anything else is called
+    flow: FlowControl
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self.transport = transport
-        self.loop = loop
-        self.first = True
-        self.held: bytes | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self.held is not None:
-            held, self.held = self.held, None
-            self.transport.writelines((held, data))
-        elif self.first:
-            self.first = False
-            self.held = bytes(data)
-            self.loop.call_soon(self.release)
-        else:
-            self.transport.write(data)
-
-    def release(self) -> None:
-        if self.held is not None:
-            held, self.held = self.held, None
-            if not self.transport.is_closing():
-                self.transport.write(held)
-
-    def close(self) -> None:
-        self.release()
-        self.transport.close()
-
-    def is_closing(self) -> bool:
-        return self.transport.is_closing()
-
-
-class HeadRefused(httptools.HttpParserError):
-    """Raised from a parser callback to stop reading a request head; uvicorn answers parser errors itself."""
-
-
-class GuardedProtocol(HttpToolsProtocol):
     def __init__(
         self,
         config: uvicorn.Config,
@@ -105,62 +63,143 @@ class GuardedProtocol(HttpToolsProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+        if not config.loaded:
+            config.load()
+        self.config = config
+        self.app: ASGI3Application = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
         self.limits = config.client_limits if isinstance(config, GateServerConfig) else ClientLimits()
-        self.reading_head = True  # False from the end of a head to the end of its body
-        self.head_bytes_read = 0  # bytes received while reading the current head (an upper bound of its size)
+        parser = httptools.HttpRequestParser(self)
+        # Lets the first of pipelined requests sent with "Connection: close" be answered (as uvicorn does).
+        parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.parser: httptools.HttpRequestParser | None = parser  # None once closed: it refers back to the protocol
+        self.root_path = config.root_path
+        self.limit_concurrency = config.limit_concurrency
+        self.timeout_keep_alive = float(config.timeout_keep_alive)
+        self.asgi: ASGIVersions = {"version": config.asgi_version, "spec_version": "2.3"}
+        self.app_state = app_state
+        self.server_state = server_state
+        self.connections: set[Any] = server_state.connections
+        self.tasks = server_state.tasks
+
+        self.server: tuple[str, int | None] | None = None
+        self.client: tuple[str, int] | None = None
+        self.scheme = "http"
+        self.pipeline: deque[tuple[GateCycle, ASGI3Application]] = deque()
+        self.idle_since = -1.0  # when the last response ended with nothing more to read; -1 while busy
+        self.keep_alive_timer: asyncio.TimerHandle | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.write_watchdog: asyncio.TimerHandle | None = None
         self.refusal = (400, "malformed", "Invalid HTTP request received.")
         self.upgraded = False
         self.lingering = -1  # bytes drained after a refusal; -1 while not refused
-        self.watchdog: asyncio.TimerHandle | None = None
-        self.write_watchdog: asyncio.TimerHandle | None = None
+
+        # The request being read
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.scope: HTTPScope | None = None
+        self.expect_100_continue = False
+        self.upgrading = False  # its head asks for a WebSocket: the WebSocket protocol takes the connection over
+        self.reading_head = True  # False from the end of a head to the end of its body
+        self.head_bytes_read = 0  # bytes received while reading the current head (an upper bound of its size)
+        self.cycle: GateCycle | None = None
 
     # --- connection events --------------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.connections.add(self)
+        self.transport = transport  # type: ignore[assignment]
+        self.flow = FlowControl(self.transport)
+        self.server = get_local_addr(self.transport)
+        self.client = get_remote_addr(self.transport)
+        self.scheme = "https" if is_ssl(self.transport) else "http"
         self.watch(self.limits.head_timeout)  # a client that connects and sends nothing is dropped too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
         self.unwatch()
-        if self.write_watchdog is not None:
-            self.write_watchdog.cancel()
-            self.write_watchdog = None
-        super().connection_lost(exc)
+        for timer in (self.write_watchdog, self.keep_alive_timer):
+            if timer is not None:
+                timer.cancel()
+        self.write_watchdog = self.keep_alive_timer = None
+        cycle = self.cycle
+        if cycle is not None:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+            cycle.message_event.set()
+        self.flow.resume_writing()
+        if exc is None:
+            self.transport.close()
+        self.parser = None
+
+    def eof_received(self) -> None:
+        pass
 
     def data_received(self, data: bytes) -> None:
         if self.lingering >= 0:
             self.linger(len(data))
             return
+        self.idle_since = -1.0
         if self.reading_head:
             self.head_bytes_read += len(data)
-        super().data_received(data)
-        if self.upgraded or self.lingering >= 0 or self.transport.is_closing():
+        parser = self.parser
+        assert parser is not None, "no data after connection_lost"
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self.upgrading:
+                self.upgrade_to_websocket()
+                return
+            log.warning("Unsupported upgrade request.")
+        except httptools.HttpParserError:
+            log.warning("Invalid HTTP request received.")
+            self.refuse(*self.refusal)
+            return
+        if self.lingering >= 0 or self.transport.is_closing():
             return
         if self.reading_head:
             if self.head_bytes_read > self.limits.head_bytes:
                 self.refuse(431, "head-too-large", "Request header fields too large.")
             elif self.head_bytes_read and self.watchdog is None:
                 self.watch(self.limits.head_timeout)  # part of a head came: the rest must follow in time
-        elif not self.cycle.more_body or self.cycle.response_complete:
+        elif self.cycle is None or not self.cycle.more_body or self.cycle.response_complete:
             self.unwatch()
         else:
             self.watch(self.limits.stall_timeout)  # waiting for more of the body: it must keep coming
 
-    def handle_websocket_upgrade(self) -> None:
-        """The WebSocket protocol takes the connection over, with timeouts of its own (pings)."""
+    def upgrade_to_websocket(self) -> None:
+        """The WebSocket protocol takes the connection over, with timeouts of its own (pings), and reads the head
+        again from the bytes given to it."""
         self.unwatch()
         self.upgraded = True
-        super().handle_websocket_upgrade()
+        self.connections.discard(self)
+        assert self.scope is not None
+        output = [self.scope["method"].encode(), b" ", self.url, b" HTTP/1.1\r\n"]
+        for name, value in self.headers:
+            output += (name, b": ", value, b"\r\n")
+        output.append(b"\r\n")
+        protocol_class: Any = self.config.ws_protocol_class
+        protocol = protocol_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
+        protocol.connection_made(self.transport)
+        protocol.data_received(b"".join(output))
+        self.transport.set_protocol(protocol)
+
+    def shutdown(self) -> None:
+        """Called by uvicorn's server to begin a graceful shutdown: idle connections close now, busy ones after their
+        response."""
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+        else:
+            self.cycle.keep_alive = False
 
     def pause_writing(self) -> None:
-        super().pause_writing()
+        self.flow.pause_writing()
         if self.write_watchdog is not None:
             self.write_watchdog.cancel()
         self.write_watchdog = self.loop.call_later(self.limits.stall_timeout, self.abandon_download)
 
     def resume_writing(self) -> None:
-        super().resume_writing()
+        self.flow.resume_writing()
         if self.write_watchdog is not None:
             self.write_watchdog.cancel()
             self.write_watchdog = None
@@ -170,6 +209,33 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.abort()  # the send buffer is full and will stay so: nothing to flush
 
     # --- parser callbacks ---------------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.expect_100_continue = False
+        self.upgrading = False
+        self.headers = []
+        scope: HTTPScope = {  # type: ignore[typeddict-item]  # "method", "path" and the rest come with the head
+            "type": "http",
+            "asgi": self.asgi,
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "root_path": self.root_path,
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+        }
+        self.scope = scope
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         """The head's limits are checked here, once it is parsed: a head that came in one read of at most
@@ -192,56 +258,94 @@ class GuardedProtocol(HttpToolsProtocol):
         self.start_cycle(over_limit)
 
     def start_cycle(self, over_limit: bool) -> None:
-        """uvicorn's on_headers_complete, with gate's cycle (gate.cycle) on a transport that holds the response head
-        back for its body. A HEAD response has no body write to release its head with: it is written at once. Over
-        --max-connections the request is answered 503."""
-        http_version = self.parser.get_http_version()
-        method = self.parser.get_method().decode("ascii")
-        self.scope["method"] = method
+        """Fill in the scope and start the app on it; over --max-connections the request is answered 503."""
+        scope, parser = self.scope, self.parser
+        assert scope is not None and parser is not None, "called by the parser, after on_message_begin"
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
         if http_version != "1.1":
-            self.scope["http_version"] = http_version
-        if self.parser.should_upgrade() and self._should_upgrade():
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self.asks_for_websocket():
+            self.upgrading = True
             return
-        url = httptools.parse_url(self.url)
+        url: Any = httptools.parse_url(self.url)  # its query is None without a "?", whatever httptools' stubs say
         path = url.path.decode("ascii")
-        self.scope["path"] = self.root_path + (urllib.parse.unquote(path) if "%" in path else path)
-        self.scope["raw_path"] = self.root_path.encode("ascii") + url.path
-        self.scope["query_string"] = url.query or b""
+        scope["path"] = self.root_path + (urllib.parse.unquote(path) if "%" in path else path)
+        scope["raw_path"] = self.root_path.encode("ascii") + url.path
+        scope["query_string"] = url.query or b""
         app = self.app
         if over_limit:
             app = service_unavailable
-            self.logger.warning("Exceeded concurrency limit.")
+            log.warning("Exceeded concurrency limit.")
         existing = self.cycle
         self.cycle = GateCycle(
-            scope=self.scope,
-            transport=self.transport if method == "HEAD" else HeadHeldBack(self.transport, self.loop),
-            flow=self.flow,
-            logger=self.logger,
-            access_logger=self.access_logger,
-            access_log=False,
-            default_headers=self.server_state.default_headers,
-            message_event=asyncio.Event(),
-            expect_100_continue=self.expect_100_continue,
-            keep_alive=http_version != "1.0" and self.parser.should_keep_alive(),
-            on_response=self.on_response_complete,
+            scope,
+            self.transport,
+            self.flow,
+            self.loop,
+            self.server_state.default_headers,
+            self.expect_100_continue,
+            http_version != "1.0" and parser.should_keep_alive(),
+            self.on_response_complete,
         )
         if existing is None or existing.response_complete:
-            self._start_asgi_task(self.cycle, app)
+            self.start_app(self.cycle, app)
         else:  # pipelined: it starts when the response before it is complete
             self.flow.pause_reading()
             self.pipeline.appendleft((self.cycle, app))
 
+    def asks_for_websocket(self) -> bool:
+        if self.config.ws_protocol_class is None:
+            return False
+        connection: list[bytes] = []
+        upgrade = None
+        for name, value in self.headers:
+            if name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+            elif name == b"upgrade":
+                upgrade = value.lower()
+        return b"upgrade" in connection and upgrade == b"websocket"
+
+    def start_app(self, cycle: GateCycle, app: ASGI3Application) -> None:
+        task = self.loop.create_task(cycle.run_asgi(app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if self.upgrading or cycle is None or cycle.response_complete:
+            return
+        cycle.body += body
+        if len(cycle.body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
+
     def on_message_complete(self) -> None:
         self.reading_head = True
-        super().on_message_complete()
+        cycle = self.cycle
+        if self.upgrading or cycle is None or cycle.response_complete:
+            return
+        cycle.more_body = False
+        cycle.message_event.set()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self.cycle.more_body and not self.transport.is_closing():
+        """The cycle's response is complete: start a pipelined request, or wait for the next one."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body:
             # Answered before the request's body was all read (a refusal, a challenge, an upstream that answers
             # early): what the client still sends is drained for a moment, then the connection closes. Kept open,
             # it would have no timer left to close it.
             self.end_and_linger()
+            return
+        if self.pipeline:
+            next_cycle, app = self.pipeline.pop()
+            self.start_app(next_cycle, app)
+        else:
+            self.wait_for_next_request()
 
     def head_size(self) -> int:
         return len(self.url) + sum(len(name) + len(value) + HEADER_OVERHEAD for name, value in self.headers)
@@ -252,19 +356,16 @@ class GuardedProtocol(HttpToolsProtocol):
         self.refusal = (status, reason, message)
         raise HeadRefused(message)
 
-    def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a parser error, with the status a limit chose (431, 414) in place of 400."""
-        self.refuse(*self.refusal)
-
     def refuse(self, status: int, reason: str, message: str) -> None:
         metrics.client_errors_total.labels(reason).inc()
         self.unwatch()
-        if self.cycle is not None and not self.cycle.response_complete:
-            if self.cycle.response_started:  # a pipelined request went wrong while a response is being sent
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if cycle.response_started:  # a pipelined request went wrong while a response is being sent
                 self.transport.close()
                 return
-            self.cycle.disconnected = True  # the request was cut short: whatever the app answers is dropped
-            self.cycle.message_event.set()
+            cycle.disconnected = True  # the request was cut short: whatever the app answers is dropped
+            cycle.message_event.set()
         body = message.encode("ascii")
         self.transport.write(
             STATUS_LINE[status]
@@ -292,6 +393,23 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # --- timers ---------------------------------------------------------------------------------------------
 
+    def wait_for_next_request(self) -> None:
+        """An idle keep-alive connection closes after uvicorn's --timeout-keep-alive. Its timer is armed once and
+        moved on lazily when it fires, not set and cancelled around every response."""
+        self.idle_since = self.loop.time()
+        if self.keep_alive_timer is None:
+            self.keep_alive_timer = self.loop.call_later(self.timeout_keep_alive, self.keep_alive_expired)
+
+    def keep_alive_expired(self) -> None:
+        self.keep_alive_timer = None
+        if self.idle_since < 0 or self.transport.is_closing():
+            return  # busy: armed again when its response ends
+        left = self.idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.keep_alive_timer = self.loop.call_later(left, self.keep_alive_expired)
+        else:
+            self.transport.close()
+
     def watch(self, seconds: float) -> None:
         """(Re)start the watchdog: if it fires, the client was too slow at what it is doing now."""
         self.unwatch()
@@ -306,11 +424,12 @@ class GuardedProtocol(HttpToolsProtocol):
         self.watchdog = None
         if self.transport.is_closing():
             return
+        cycle = self.cycle
         if self.lingering >= 0:
             self.transport.close()
-        elif not self.reading_head and (self.flow.read_paused or self.cycle.waiting_for_100_continue):
+        elif not self.reading_head and cycle is not None and (self.flow.read_paused or cycle.waiting_for_100_continue):
             self.watch(self.limits.stall_timeout)  # gate, not the client, is behind (a slow upstream, no 100 sent yet)
-        elif self.reading_head and self.head_bytes_read and (self.cycle is None or self.cycle.response_complete):
+        elif self.reading_head and self.head_bytes_read and (cycle is None or cycle.response_complete):
             self.refuse(408, "head-timeout", "Request timeout.")
         else:
             # Said nothing at all, or stalled an upload: nothing to answer. A request task waiting for the body

@@ -29,8 +29,8 @@ from uvicorn.supervisors import Multiprocess
 
 from gate.app import Gate, build_app
 from gate.config import HostPort, Settings
-from gate.connection import ClientLimits, GateServerConfig
 from gate.keys import write_key_file
+from gate.limits import ClientLimits, GateServerConfig
 from gate.store import Store
 
 log = logging.getLogger("gate")
