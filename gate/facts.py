@@ -9,9 +9,53 @@ from gate.asgi import Scope
 from gate.net import ForwardedFor, TrustedProxies, prefix_of
 
 UNKNOWN_PEER = "0.0.0.0"
+# The names browsers, crawlers and front proxies send, decoded once: decoding and lower-casing every name of every
+# request cost as much as the rest of building the header dict. Other names are decoded as they come.
+COMMON_NAMES: dict[bytes, str] = {
+    name.encode("ascii"): name
+    for name in (
+        "host",
+        "connection",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "pragma",
+        "priority",
+        "cookie",
+        "referer",
+        "origin",
+        "dnt",
+        "te",
+        "upgrade-insecure-requests",
+        "sec-ch-ua",
+        "sec-ch-ua-mobile",
+        "sec-ch-ua-platform",
+        "sec-fetch-site",
+        "sec-fetch-mode",
+        "sec-fetch-user",
+        "sec-fetch-dest",
+        "if-none-match",
+        "if-modified-since",
+        "range",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "authorization",
+        "from",
+        "signature",
+        "signature-input",
+        "signature-agent",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+    )
+}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Facts:
     method: str
     http_version: str  # "1.0", "1.1", "2"
@@ -32,7 +76,7 @@ class Facts:
     def from_scope(cls, scope: Scope, proxies: TrustedProxies, site_busy: bool = False) -> Facts:
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
+            name = COMMON_NAMES.get(raw_name) or raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
             if name in headers:
                 headers[name] += ("; " if name == "cookie" else ", ") + value
@@ -61,7 +105,7 @@ class Facts:
         if who.peer_trusted:
             scheme = first_value(headers.get("x-forwarded-proto")) or scheme
             host = first_value(headers.get("x-forwarded-host")) or host
-        return cls(
+        return Facts(  # not cls(...): compiled, a call of the class itself skips building keyword arguments
             method=method if method is not None else scope.get("method", "GET"),
             http_version=scope.get("http_version", "1.1"),
             scheme=scheme.lower(),

@@ -47,7 +47,7 @@ def bare_address(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClientAddress:
     """An address as a request needs it: its canonical text, its number and the network it is bound to."""
 
@@ -132,7 +132,7 @@ def client_prefix(address: IPAddress) -> str:
     return f"{ipaddress.IPv6Address(int(address) >> 64 << 64)}/{IPV6_PREFIX_LEN}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ForwardedFor:
     """Who the client is, as far as the trusted proxies in front of gate tell it."""
 

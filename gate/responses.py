@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from gate.asgi import Send
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What a response step did, for the log line and metrics."""
 

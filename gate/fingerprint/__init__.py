@@ -24,7 +24,7 @@ class Proofs:
         return any(hostname == domain or hostname.endswith("." + domain) for domain in self.domains)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Signals:
     agent_class: AgentClass
     agent: Agent | None = None

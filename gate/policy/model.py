@@ -23,7 +23,7 @@ class Action(StrEnum):
     WEIGH = "weigh"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """What gate does with a request, which rule said so, and why (shown by `gate check` and in logs)."""
 

@@ -18,7 +18,7 @@ class StoreUnavailable(StoreError):
     """The store could not be reached or did not answer in time: a fallback may answer instead."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Quota:
     """One rate limit to charge a request against: at most one request per `interval` seconds on average, with
     up to `burst` at once (GCRA: the key holds the theoretical arrival time of the next request)."""
@@ -28,7 +28,7 @@ class Quota:
     burst: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdict:
     allowed: bool
     remaining: int  # requests still allowed at once after this one (0 when refused)
@@ -36,7 +36,7 @@ class Verdict:
     reset_after: float  # seconds until the quota is full again
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdicts:
     """One charge's answer: a verdict per quota, or, when the client is banned, the seconds left on its ban (and
     then nothing is charged and `each` is empty)."""
