@@ -54,7 +54,10 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("forwarding (`gate/upstream.py`, `gate/proxy.py`)", ("gate/upstream.py", "gate/proxy.py")),
-    ("HTTP server (uvicorn's httptools protocol, `gate/connection.py`)", ("uvicorn/", "gate/connection.py")),
+    (
+        "HTTP server (`gate/connection.py`, `gate/cycle.py`, uvicorn)",
+        ("gate/connection.py", "gate/cycle.py", "uvicorn/"),
+    ),
 )
 REST = "event loop and the rest of `gate/app.py`"
 LOOP_ENTRY = "asyncio/runners.py"  # frames above it (process start, uvicorn's supervisor) belong to every sample
