@@ -9,7 +9,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from starlette.requests import Request
@@ -86,6 +86,10 @@ class TermsService:
         self.robots = RobotsCache(forwarder, self._merge, lambda: self.terms)
         self._violators: dict[tuple[str, str], float] = {}  # (agent, network) -> until when it is denied
         self._terms: tuple[Policy, Terms] | None = None
+        # The last uses' Content-Usage and TDM-Reservation values, with the uses they are for: the site's own uses
+        # (one object per rules load) on nearly every response. Holding the uses keeps their identity unique.
+        self._usage: tuple[Mapping[str, str], bytes, bytes] | None = None
+        self.terms_link = f'<{self.terms_path}>; rel="terms-of-service"'.encode()
         self.router = Router(
             routes=[
                 Route(ROBOTS_PATH, self.robots_txt, methods=["GET", "HEAD"]),
@@ -140,11 +144,14 @@ class TermsService:
     def response_headers(self, facts: Facts) -> list[tuple[bytes, bytes]]:
         """Content-Usage, TDMRep and the terms link, for a response to `facts`' path."""
         uses = self.terms.uses_for(facts.path)  # once: this runs for every proxied response
+        usage = self._usage
+        if usage is None or usage[0] is not uses:
+            usage = self._usage = (uses, format_uses(uses).encode(), b"1" if reserves_training(uses) else b"0")
         return [
-            (b"content-usage", format_uses(uses).encode()),
-            (b"tdm-reservation", b"1" if reserves_training(uses) else b"0"),
+            (b"content-usage", usage[1]),
+            (b"tdm-reservation", usage[2]),
             (b"tdm-policy", f"{origin(facts)}{self.terms_path}".encode()),
-            (b"link", f'<{self.terms_path}>; rel="terms-of-service"'.encode()),
+            (b"link", self.terms_link),
         ]
 
     # --- the terms action -----------------------------------------------------------------------------------------
