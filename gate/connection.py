@@ -91,7 +91,6 @@ class GuardedProtocol(asyncio.Protocol):
         self.watchdog: asyncio.TimerHandle | None = None
         self.write_watchdog: asyncio.TimerHandle | None = None
         self.refusal = (400, "malformed", "Invalid HTTP request received.")
-        self.upgraded = False
         self.lingering = -1  # bytes drained after a refusal; -1 while not refused
 
         # The request being read
@@ -171,7 +170,6 @@ class GuardedProtocol(asyncio.Protocol):
         """The WebSocket protocol takes the connection over, with timeouts of its own (pings), and reads the head
         again from the bytes given to it."""
         self.unwatch()
-        self.upgraded = True
         self.connections.discard(self)
         assert self.scope is not None
         output = [self.scope["method"].encode(), b" ", self.url, b" HTTP/1.1\r\n"]
