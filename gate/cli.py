@@ -140,7 +140,7 @@ def build_parser() -> Parser:
     )
     consent_list.add_argument("--json", action="store_true", help="print the JSON gate answers")
     revoke = consent_commands.add_parser("revoke", help="refuse a consent token from now on", parents=[admin])
-    revoke.add_argument("id", help="the consent's id (see list)")
+    revoke.add_argument("id", help="the consent's id (see list); one starting with - goes after --: revoke -- -AbC")
     return parser
 
 

@@ -26,6 +26,14 @@ RECORD_PREFIX = "consent:"
 CONSENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
+def new_consent_id() -> str:
+    """A random id that never starts with "-": `gate consent revoke ID` would read one that does as an option."""
+    consent_id = secrets.token_urlsafe(12)
+    while consent_id.startswith("-"):
+        consent_id = secrets.token_urlsafe(12)
+    return consent_id
+
+
 @dataclass(frozen=True, slots=True)
 class ConsentToken:
     id: str
@@ -36,7 +44,7 @@ class ConsentToken:
 
     @classmethod
     def mint(cls, agent: str, purpose: str, version: str, lifetime: float, now: float) -> ConsentToken:
-        return cls(secrets.token_urlsafe(12), agent, purpose, version, int(now + lifetime))
+        return cls(new_consent_id(), agent, purpose, version, int(now + lifetime))
 
     def seal(self, keys: KeyRing) -> str:
         return sign(keys, VERSION, json.dumps(asdict(self), separators=(",", ":")).encode())
