@@ -27,6 +27,7 @@ from pathlib import Path
 import gate.app
 from bench.clients import BROWSERS_ONLY, lua_script
 from bench.proxy import NGINX_WORKERS, SITE, WARMUP_SECONDS, parse_wrk, positive_int, run_wrk
+from bench.soak import worker_pids
 from gate.keys import load_keyring, write_key_file
 from tests.support.gate_process import GateProcess, start_gate
 from tests.support.nginx import start_nginx
@@ -126,15 +127,13 @@ def read_profile(folded: str) -> Profile:
 
 
 def worker_pid(gate: GateProcess, workers: int) -> int:
-    """The process that serves: gate itself with one worker, else the first worker uvicorn's supervisor spawned
-    (its other child is multiprocessing's resource tracker)."""
+    """The process that serves: gate itself with one worker, else one of the workers uvicorn's supervisor spawned."""
     if workers == 1:
         return gate.process.pid
-    children = Path(f"/proc/{gate.process.pid}/task/{gate.process.pid}/children").read_text().split()
-    for child in children:
-        if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text():
-            return int(child)
-    raise RuntimeError("gate's supervisor has no workers")
+    pids = worker_pids(gate)
+    if not pids:
+        raise RuntimeError("gate's supervisor has no workers")
+    return pids[0]
 
 
 def run_profile(options: Options, py_spy: str) -> tuple[Profile, float]:

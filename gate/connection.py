@@ -26,13 +26,13 @@ from typing import Any
 import httptools
 import uvicorn
 from uvicorn._types import ASGI3Application, ASGIVersions, HTTPScope
-from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl, service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from uvicorn.server import ServerState
 
 from gate import metrics
-from gate.cycle import HIGH_WATER_LIMIT, FlowControl, GateCycle
+from gate.cycle import GateCycle
 from gate.limits import ClientLimits, GateServerConfig
 
 MAX_TARGET_BYTES = 8192  # nginx's default buffer for a request line; longer targets get 414 there too

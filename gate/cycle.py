@@ -15,12 +15,12 @@ import logging
 from collections.abc import Callable, Iterable
 
 from uvicorn._types import ASGI3Application, ASGIReceiveEvent, ASGISendEvent, HTTPScope
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
 
 FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-HIGH_WATER_LIMIT = 65536  # request body bytes buffered before gate stops reading from the client
 INTERNAL_ERROR: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"content-length", b"21"),
@@ -28,41 +28,6 @@ INTERNAL_ERROR: list[tuple[bytes, bytes]] = [
 ]
 
 log = logging.getLogger("uvicorn.error")  # gate.logs filters repeats of this logger's warnings
-
-
-class FlowControl:
-    """Backpressure on one client connection: reading pauses while a request body waits to be read by the app, and
-    the app's writes wait while the client is not reading."""
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-        self.read_paused = False
-        self.write_paused = False
-        self.writable = asyncio.Event()
-        self.writable.set()
-
-    async def drain(self) -> None:
-        await self.writable.wait()
-
-    def pause_reading(self) -> None:
-        if not self.read_paused:
-            self.read_paused = True
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.read_paused:
-            self.read_paused = False
-            self.transport.resume_reading()
-
-    def pause_writing(self) -> None:
-        if not self.write_paused:
-            self.write_paused = True
-            self.writable.clear()
-
-    def resume_writing(self) -> None:
-        if self.write_paused:
-            self.write_paused = False
-            self.writable.set()
 
 
 class GateCycle:

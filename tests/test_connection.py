@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.flow_control import FlowControl
 
-from gate.cycle import FlowControl, GateCycle
+from gate.cycle import GateCycle
 from gate.limits import ClientLimits, GateServerConfig
 
 

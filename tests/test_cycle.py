@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from uvicorn.protocols.http.flow_control import FlowControl as UvicornFlowControl
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from gate.cycle import GateCycle
@@ -44,7 +44,7 @@ async def exchange(
         cycle = RequestResponseCycle(
             scope=scope,
             transport=transport,
-            flow=UvicornFlowControl(transport),
+            flow=FlowControl(transport),
             logger=logging.getLogger("test"),
             access_logger=logging.getLogger("test.access"),
             access_log=False,
