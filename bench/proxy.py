@@ -80,7 +80,7 @@ NGINX_PROXY_SERVER = """
 # client's address comes from wrk's X-Forwarded-For, as behind a load balancer.
 AUTH_SERVER = """
     {cache_path}
-    upstream gate {{ server 127.0.0.1:{gate_port}; keepalive 64; }}
+    upstream gate {{ server 127.0.0.1:{gate_port}; keepalive 64; keepalive_timeout 4s; }}
     server {{
         listen 127.0.0.1:{port};
         root {root};

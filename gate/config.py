@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from gate.connection import MAX_TARGET_BYTES
 from gate.keys import load_keyring
-from gate.limits import DEFAULT_HEAD_BYTES, DEFAULT_HEAD_TIMEOUT, DEFAULT_STALL_TIMEOUT
+from gate.limits import DEFAULT_HEAD_BYTES, DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_STALL_TIMEOUT
 from gate.net import IPNetwork, parse_ip, parse_network
 from gate.policy import shipped_rules
 from gate.store import DEFAULT_TIMEOUT as DEFAULT_STORE_TIMEOUT
@@ -85,6 +85,7 @@ class Settings:
     max_header_size: int = DEFAULT_HEAD_BYTES
     header_timeout: float = DEFAULT_HEAD_TIMEOUT
     client_timeout: float = DEFAULT_STALL_TIMEOUT
+    keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT
     max_connections: int = 4096
     metrics_public: bool = False
     own_prefix: str = "/.gate/"
@@ -461,6 +462,15 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "client_timeout",
         "seconds an upload may stall, or a client leave a response unread, before the connection is closed "
         f"(default {DEFAULT_STALL_TIMEOUT:g})",
+        parse_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        "--keep-alive-timeout",
+        "GATE_KEEP_ALIVE_TIMEOUT",
+        "keep_alive_timeout",
+        "seconds an idle keep-alive connection stays open after its last response; a proxy in front must close its "
+        f"own idle connections to gate sooner (default {DEFAULT_KEEP_ALIVE_TIMEOUT:g})",
         parse_seconds,
         metavar="SECONDS",
     ),

@@ -10,7 +10,8 @@ reading. On the open internet each of those is a way to hold memory or connectio
 - the request head is capped in size (414 for the target alone, 431 for the head) and in header count (431);
 - a client has `head_timeout` seconds from its first byte (or from connecting) to send the whole head (408);
 - an upload that stalls for `stall_timeout` while gate is waiting for it, or a download the client stops reading
-  for as long, ends the connection.
+  for as long, ends the connection;
+- an idle keep-alive connection closes `keep_alive_timeout` seconds after its last response.
 
 Requests that arrive whole in one read (nearly all) arm no timer: the checks cost a few additions per request.
 """
@@ -75,7 +76,7 @@ class GuardedProtocol(asyncio.Protocol):
         self.parser: httptools.HttpRequestParser | None = parser  # None once closed: it refers back to the protocol
         self.root_path = config.root_path
         self.limit_concurrency = config.limit_concurrency
-        self.timeout_keep_alive = float(config.timeout_keep_alive)
+        self.timeout_keep_alive = self.limits.keep_alive_timeout
         self.asgi: ASGIVersions = {"version": config.asgi_version, "spec_version": "2.3"}
         self.app_state = app_state
         self.server_state = server_state
@@ -392,8 +393,8 @@ class GuardedProtocol(asyncio.Protocol):
     # --- timers ---------------------------------------------------------------------------------------------
 
     def wait_for_next_request(self) -> None:
-        """An idle keep-alive connection closes after uvicorn's --timeout-keep-alive. Its timer is armed once and
-        moved on lazily when it fires, not set and cancelled around every response."""
+        """An idle keep-alive connection closes after `keep_alive_timeout` seconds (--keep-alive-timeout). Its timer
+        is armed once and moved on lazily when it fires, not set and cancelled around every response."""
         self.idle_since = self.loop.time()
         if self.keep_alive_timer is None:
             self.keep_alive_timer = self.loop.call_later(self.timeout_keep_alive, self.keep_alive_expired)

@@ -14,6 +14,7 @@ import uvicorn
 DEFAULT_HEAD_BYTES = 65536
 DEFAULT_HEAD_TIMEOUT = 10.0
 DEFAULT_STALL_TIMEOUT = 30.0
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0  # uvicorn's; the shipped nginx configs close their idle connections to gate at 4 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class ClientLimits:
     head_bytes: int = DEFAULT_HEAD_BYTES
     head_timeout: float = DEFAULT_HEAD_TIMEOUT
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT
 
 
 class GateServerConfig(uvicorn.Config):

@@ -55,7 +55,9 @@ class EmbeddedServer(uvicorn.Server):
 def uvicorn_config(app: Any, bind: HostPort, settings: Settings, **options: Any) -> uvicorn.Config:
     return GateServerConfig(
         app,
-        ClientLimits(settings.max_header_size, settings.header_timeout, settings.client_timeout),
+        ClientLimits(
+            settings.max_header_size, settings.header_timeout, settings.client_timeout, settings.keep_alive_timeout
+        ),
         host=bind.host,
         port=bind.port,
         loop="uvloop",

@@ -361,14 +361,13 @@ def test_several_workers_need_a_shared_store() -> None:
 def test_client_limits_parse_and_have_safe_defaults() -> None:
     assert settings().max_header_size == 65536
     result = settings(
-        {"GATE_HEADER_TIMEOUT": "5", "GATE_MAX_CONNECTIONS": "100"}, max_header_size="16384", client_timeout="20"
+        {"GATE_HEADER_TIMEOUT": "5", "GATE_MAX_CONNECTIONS": "100", "GATE_KEEP_ALIVE_TIMEOUT": "75"},
+        max_header_size="16384",
+        client_timeout="20",
     )
-    assert (result.max_header_size, result.header_timeout, result.client_timeout, result.max_connections) == (
-        16384,
-        5.0,
-        20.0,
-        100,
-    )
+    limits = (result.max_header_size, result.header_timeout, result.client_timeout, result.max_connections)
+    assert limits == (16384, 5.0, 20.0, 100)
+    assert (settings().keep_alive_timeout, result.keep_alive_timeout) == (5.0, 75.0)
 
 
 @pytest.mark.parametrize("size", ["100", "4000000", "lots"])

@@ -113,14 +113,13 @@ async def test_an_idle_keep_alive_connection_closes_after_the_timeout_counted_fr
 
     config = GateServerConfig(
         app,
-        ClientLimits(),
+        ClientLimits(keep_alive_timeout=1.0),
         host="127.0.0.1",
         port=0,
         lifespan="off",
         log_config=None,
         server_header=False,
         date_header=False,
-        timeout_keep_alive=1,
     )
     server = uvicorn.Server(config)
     sockets = [config.bind_socket()]

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from gate.config import SERVE_OPTIONS, settings_from
+from gate.limits import DEFAULT_KEEP_ALIVE_TIMEOUT
 from tests.support.nginx import check_nginx_config, nginx_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,3 +179,13 @@ def test_the_sample_sites_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     )
     checked = check_nginx_config(nginx_config(tmp_path / "nginx", text))
     assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("name", ["gate-proxy.conf", "gate-auth.conf"])
+def test_nginx_closes_its_idle_connections_to_gate_before_gate_does(name: str) -> None:
+    """Else nginx can send a request on a connection gate is closing, and a POST fails with 502 (not retried)."""
+    upstream = re.search(r"^upstream gate \{(.*?)^\}", (DEPLOY / "nginx" / name).read_text(), flags=re.M | re.S)
+    assert upstream is not None
+    idle = re.search(r"^\s*keepalive_timeout (\d+)s;", upstream.group(1), flags=re.M)
+    assert idle is not None, f"{name}: the gate upstream has no keepalive_timeout (nginx's default is 60 s)"
+    assert int(idle.group(1)) < DEFAULT_KEEP_ALIVE_TIMEOUT

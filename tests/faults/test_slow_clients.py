@@ -1,6 +1,6 @@
 """Slow clients (slowloris heads, stalled uploads, downloads nobody reads) cannot hold gate's connections: each is
-cut after --header-timeout or --client-timeout, past --max-connections requests get a 503 at once, and other
-clients are served all the while."""
+cut after --header-timeout or --client-timeout, an idle keep-alive connection after --keep-alive-timeout, past
+--max-connections requests get a 503 at once, and other clients are served all the while."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tests.support.nginx import Nginx
 
 HEADER_TIMEOUT = 1.0
 CLIENT_TIMEOUT = 1.5
+KEEP_ALIVE_TIMEOUT = 2.0  # apart from the other two, and well below the default (5 s)
 MAX_CONNECTIONS = 40
 SLACK = 1.5  # scheduling on a loaded 2-core machine
 
@@ -32,6 +33,8 @@ def strict_gate(tmp_path_factory: pytest.TempPathFactory, nginx: Nginx) -> Itera
         str(HEADER_TIMEOUT),
         "--client-timeout",
         str(CLIENT_TIMEOUT),
+        "--keep-alive-timeout",
+        str(KEEP_ALIVE_TIMEOUT),
         "--max-connections",
         str(MAX_CONNECTIONS),
     )
@@ -79,6 +82,15 @@ def test_a_client_that_connects_and_says_nothing_is_dropped(strict_gate: GatePro
         response, waited = read_until_closed(connection)
     assert response == b""
     assert waited < HEADER_TIMEOUT + SLACK
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(strict_gate: GateProcess) -> None:
+    with connect(strict_gate) as connection:
+        connection.sendall(b"GET /uri/fast HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.5.0\r\n\r\n")
+        response, waited = read_until_closed(connection)
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert response.count(b"HTTP/1.1 ") == 1
+    assert KEEP_ALIVE_TIMEOUT - 0.2 < waited < KEEP_ALIVE_TIMEOUT + SLACK
 
 
 def test_trickling_heads_are_cut_and_never_keep_others_out(strict_gate: GateProcess) -> None:
