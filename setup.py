@@ -29,6 +29,7 @@ COMPILED = [
     "gate/policy/engine.py",
     "gate/policy/index.py",
     "gate/policy/model.py",
+    "gate/policy/conditions.py",
     "gate/verify/__init__.py",
     "gate/challenge/budgets.py",
     "gate/challenge/service.py",

@@ -18,12 +18,11 @@ from typing import Any
 import re2
 
 from gate.challenge.pow import MAX_DIFFICULTY
-from gate.facts import Facts
-from gate.fingerprint import Fingerprinter, JA4Settings, Proofs, Signals
+from gate.fingerprint import Fingerprinter, JA4Settings, Proofs
 from gate.fingerprint.agents import AGENT_CLASSES, AgentCatalog, load_agents
 from gate.fingerprint.headers import SIGNAL_WEIGHTS
-from gate.net import AddressRange, NetworkIndex, hostname, network_range
-from gate.policy import shipped_rules
+from gate.net import AddressRange, NetworkIndex, network_range
+from gate.policy import conditions, shipped_rules
 from gate.policy.engine import Policy
 from gate.policy.model import (
     LIMIT_SUBJECTS,
@@ -740,13 +739,10 @@ class _Compiler:
             return _combine(key, compiled)
         if key == "not":
             inner = self.match(section.raw(key), section, section.line_of(key))
-            return Condition(
-                "not (" + "; ".join(c.describe for c in inner) + ")",
-                lambda facts, signals: not all(c.test(facts, signals) for c in inner),
-            )
+            return Condition("not (" + "; ".join(c.describe for c in inner) + ")", conditions.none_of(inner))
         if key == "verified":
             wanted = section.get(key, bool, True)
-            return Condition(f"verified is {str(wanted).lower()}", lambda _, signals: signals.verified is wanted)
+            return Condition(f"verified is {str(wanted).lower()}", conditions.verified_is(wanted))
         if key in ("header", "query"):
             return self.mapping_condition(key, section)
         if key == "load":
@@ -766,9 +762,7 @@ class _Compiler:
                     key, f"agent_class: unknown class {', '.join(unknown)} (known: {', '.join(sorted(AGENT_CLASSES))})"
                 )
             classes = frozenset(values)
-            return Condition(
-                f"agent_class is {shown}", lambda _, signals: signals.agent_class in classes, ("agent_class", classes)
-            )
+            return Condition(f"agent_class is {shown}", conditions.agent_class_in(classes), ("agent_class", classes))
         if key == "agent":
             unknown = [value for value in values if value.lower() not in self.catalog.by_name]
             if unknown:
@@ -776,27 +770,24 @@ class _Compiler:
             names = frozenset(
                 self.catalog.by_name[value.lower()].name for value in values if value.lower() in self.catalog.by_name
             )
-            return Condition(f"agent is {shown}", lambda _, signals: signals.agent_name in names, ("agent", names))
+            return Condition(f"agent is {shown}", conditions.agent_in(names), ("agent", names))
         if key == "method":
             methods = frozenset(value.upper() for value in values)
-            return Condition(f"method is {shown}", lambda facts, _: facts.method in methods, ("method", methods))
+            return Condition(f"method is {shown}", conditions.method_in(methods), ("method", methods))
         if key == "path":
             # DOTALL: a decoded path can hold a newline (%0A), which `**` must cross like any other character
             path_pattern = re.compile("|".join(glob_to_regex(value) for value in values), re.DOTALL)
             segments = [literal_first_segment(value) for value in values]
             return Condition(
                 f"path matches {shown}",
-                lambda facts, _: path_pattern.fullmatch(facts.path) is not None,
+                conditions.path_matches(path_pattern),
                 None if None in segments else ("path_segment", frozenset(segments)),
             )
         if key == "host":
             host_pattern = re.compile(
                 "|".join(glob_to_regex(value.lower(), separator=".") for value in values), re.DOTALL
             )
-            return Condition(
-                f"host matches {shown}",
-                lambda facts, _: host_pattern.fullmatch(hostname(facts.host)) is not None,
-            )
+            return Condition(f"host matches {shown}", conditions.host_matches(host_pattern))
         if key in ("user_agent", "path_regex"):
             pattern = self.regex(values, section, key)
             if pattern is None:
@@ -804,16 +795,16 @@ class _Compiler:
             if key == "user_agent":
                 return Condition(
                     f"user_agent matches {shown}",
-                    lambda facts, _: pattern.search(facts.user_agent) is not None,
+                    conditions.user_agent_search(pattern),
                     ("user_agent", pattern.pattern),
                 )
-            return Condition(f"path matches regex {shown}", lambda facts, _: pattern.search(facts.path) is not None)
+            return Condition(f"path matches regex {shown}", conditions.path_search(pattern))
         if key == "network":
             unknown = [value for value in values if value not in self.collected.networks]
             if unknown:
                 section.problem(key, f"network: {', '.join(unknown)} is not in networks:")
             lists = frozenset(values)
-            return Condition(f"client network is {shown}", lambda _, signals: not lists.isdisjoint(signals.networks))
+            return Condition(f"client network is {shown}", conditions.network_in(lists))
         if key == "cidr":
             try:
                 ranges = [network_range(value) for value in values]
@@ -821,19 +812,17 @@ class _Compiler:
                 section.problem(key, f"cidr: {error}")
                 return None
             index = NetworkIndex({"cidr": ranges})
-            return Condition(
-                f"client address in {shown}", lambda facts, _: bool(index.lookup(facts.ip)), ("cidr", ranges)
-            )
+            return Condition(f"client address in {shown}", conditions.address_in(index), ("cidr", ranges))
         if key == "signature":
             unknown = [value for value in values if value not in SIGNATURE_STATES]
             if unknown:
                 section.problem(key, f"signature: {', '.join(unknown)}: expected {', '.join(SIGNATURE_STATES)}")
             states = frozenset(values)
-            return Condition(f"signature is {shown}", lambda _, signals: signals.signature in states)
+            return Condition(f"signature is {shown}", conditions.signature_in(states))
         if key == "signer":
             signers = frozenset(_checked(section, key, parse_signer))
             self.collected.signers |= signers
-            return Condition(f"signed by {shown}", lambda _, signals: signals.signer in signers)
+            return Condition(f"signed by {shown}", conditions.signer_in(signers))
         if key == "signal":
             unknown = [
                 value
@@ -844,9 +833,7 @@ class _Compiler:
             if unknown:
                 section.problem(key, f"signal: unknown signal {', '.join(unknown)}")
             wanted = frozenset(values)
-            return Condition(
-                f"signal {shown}", lambda _, signals: not wanted.isdisjoint(signals.names), ("signal", wanted)
-            )
+            return Condition(f"signal {shown}", conditions.signal_in(wanted), ("signal", wanted))
         raise AssertionError(key)  # MATCH_KEYS and the branches above list the same keys
 
     def load_condition(self, section: Section) -> Condition | None:
@@ -858,32 +845,34 @@ class _Compiler:
         if self.collected.load is None:
             section.problem("load", "load: needs a load: section saying when the site is busy (requests, upstream_p90)")
         busy = wanted == "busy"
-        return Condition(f"site is {wanted}", lambda facts, _: facts.site_busy is busy)
+        return Condition(f"site is {wanted}", conditions.site_busy_is(busy))
 
     def mapping_condition(self, key: str, section: Section) -> Condition | None:
         """`header:` / `query:` as name -> true (present), false (absent) or a regex the value must match."""
         body = Section.of(section.raw(key), section.file, section.line_of(key), self.problems, key)
         if body is None:
             return None
-        named: list[tuple[str, str, Callable[[str | None], bool]]] = []  # (lookup name, description, test)
+        named: list[tuple[str, str, conditions.ValueTest]] = []  # (lookup name, description, test)
         for name in list(body.data):
             value = body.raw(name)
             lookup_name = name.lower() if key == "header" else name
             if isinstance(value, bool):
-                named.append((lookup_name, f"{key} {name} {'present' if value else 'absent'}", _presence(value)))
+                named.append(
+                    (lookup_name, f"{key} {name} {'present' if value else 'absent'}", conditions.presence(value))
+                )
             elif isinstance(value, str):
                 pattern = self.regex([value], body, name)
                 if pattern is not None:
-                    named.append((lookup_name, f"{key} {name} matches {value}", _regex_test(pattern)))
+                    named.append((lookup_name, f"{key} {name} matches {value}", conditions.value_search(pattern)))
             else:
                 body.problem(name, f"{key}: {name}: expected true, false or a regex")
         body.finish()
-        lookup = _header_lookup if key == "header" else _query_lookup
+        lookup = conditions.header_value if key == "header" else conditions.query_value
         # A header that must be present (true, or a regex its value must match) files the rule under its name.
         required = [name for name, describe, _ in named if not describe.endswith(" absent")]
         return Condition(
             "; ".join(describe for _, describe, _ in named),
-            lambda facts, _: all(test(lookup(facts, name)) for name, _, test in named),
+            conditions.values_hold(named, lookup),
             ("header", frozenset(required[:1])) if key == "header" and required else None,
         )
 
@@ -897,36 +886,11 @@ class _Compiler:
 
 
 def _combine(key: str, groups: list[list[Condition]]) -> Condition:
-    def group_holds(group: list[Condition], facts: Facts, signals: Signals) -> bool:
-        return all(condition.test(facts, signals) for condition in group)
-
     shown = f" {key} ".join("(" + "; ".join(c.describe for c in group) + ")" for group in groups)
     if key == "any":
-        return Condition(shown, lambda facts, signals: any(group_holds(g, facts, signals) for g in groups))
+        return Condition(shown, conditions.any_group(groups))
     needed = [condition.key for group in groups for condition in group if condition.key is not None]
-    return Condition(
-        shown, lambda facts, signals: all(group_holds(g, facts, signals) for g in groups), needed[0] if needed else None
-    )
-
-
-def _presence(wanted: bool) -> Callable[[str | None], bool]:
-    return lambda value: (value is not None) is wanted
-
-
-def _regex_test(pattern: Any) -> Callable[[str | None], bool]:
-    return lambda value: value is not None and pattern.search(value) is not None
-
-
-def _header_lookup(facts: Facts, name: str) -> str | None:
-    return facts.headers.get(name)
-
-
-def _query_lookup(facts: Facts, name: str) -> str | None:
-    for pair in facts.query.split("&"):
-        key, _, value = pair.partition("=")
-        if key == name:
-            return value
-    return None
+    return Condition(shown, conditions.every_group(groups), needed[0] if needed else None)
 
 
 def literal_first_segment(pattern: str) -> str | None:
