@@ -55,7 +55,8 @@ COMMON_NAMES: dict[bytes, str] = {
 }
 
 
-@dataclass(slots=True)
+# Its own __init__ (init=False): mypyc compiles that one, not the one dataclass generates (docs/architecture.md).
+@dataclass(slots=True, init=False)
 class Facts:
     method: str
     http_version: str  # "1.0", "1.1", "2"
@@ -71,6 +72,38 @@ class Facts:
     user_agent: str
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", " (cookies with "; ")
     site_busy: bool = False  # the site-wide load at the time of the request (gate.load), for `load: busy` rules
+
+    def __init__(
+        self,
+        method: str,
+        http_version: str,
+        scheme: str,
+        host: str,
+        path: str,
+        raw_path: str,
+        query: str,
+        ip: str,
+        prefix: str,
+        peer: str,
+        peer_trusted: bool,
+        user_agent: str,
+        headers: dict[str, str],
+        site_busy: bool = False,
+    ) -> None:
+        self.method = method
+        self.http_version = http_version
+        self.scheme = scheme
+        self.host = host
+        self.path = path
+        self.raw_path = raw_path
+        self.query = query
+        self.ip = ip
+        self.prefix = prefix
+        self.peer = peer
+        self.peer_trusted = peer_trusted
+        self.user_agent = user_agent
+        self.headers = headers
+        self.site_busy = site_busy
 
     @classmethod
     def from_scope(cls, scope: Scope, proxies: TrustedProxies, site_busy: bool = False) -> Facts:

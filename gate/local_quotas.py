@@ -39,12 +39,19 @@ MAX_TRACKED = 8192
 MIN_BURST = 10  # smaller bursts are always decided by the store: one request is a large share of them
 
 
-@dataclass(slots=True)
+# Its own __init__ (init=False): mypyc compiles that one, not the one dataclass generates (docs/architecture.md).
+@dataclass(slots=True, init=False)
 class Tracked:
     quota: Quota
     tat: int  # theoretical arrival time in ms on time.time()'s clock, as learned plus what was charged here since
     pending: int = 0  # charged here, not yet added to the store
     trusted: bool = True  # False after the store refused: the next request asks it again
+
+    def __init__(self, quota: Quota, tat: int, pending: int = 0, trusted: bool = True) -> None:
+        self.quota = quota
+        self.tat = tat
+        self.pending = pending
+        self.trusted = trusted
 
 
 class LocalQuotas:
@@ -83,7 +90,7 @@ class LocalQuotas:
             state = self.tracked.get(quota.key) or fresh.get(quota.key)
             if state is None:
                 state = fresh[quota.key] = Tracked(quota, now)
-            if quota.burst < MIN_BURST or not state.trusted or state.quota != quota:
+            if quota.burst < MIN_BURST or not state.trusted or not state.quota.same_rate(quota):
                 return None  # a small burst, refused last time, or its limit changed (a reload)
             states.append(state)
         verdicts, new_tats = charge(quotas, [state.tat for state in states], now)

@@ -47,7 +47,8 @@ def bare_address(text: str) -> str:
     return text
 
 
-@dataclass(slots=True)
+# Its own __init__ (init=False): mypyc compiles that one, not the one dataclass generates (docs/architecture.md).
+@dataclass(slots=True, init=False)
 class ClientAddress:
     """An address as a request needs it: its canonical text, its number and the network it is bound to."""
 
@@ -55,6 +56,12 @@ class ClientAddress:
     version: int
     value: int
     prefix: str  # its /24 (IPv4) or /64 (IPv6), as client_prefix writes it
+
+    def __init__(self, text: str, version: int, value: int, prefix: str) -> None:
+        self.text = text
+        self.version = version
+        self.value = value
+        self.prefix = prefix
 
 
 # A request needs its client's address several times (the trusted-proxy walk, its prefix, the network lists of the
@@ -132,13 +139,18 @@ def client_prefix(address: IPAddress) -> str:
     return f"{ipaddress.IPv6Address(int(address) >> 64 << 64)}/{IPV6_PREFIX_LEN}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ForwardedFor:
     """Who the client is, as far as the trusted proxies in front of gate tell it."""
 
     client: str
     peer: str
     peer_trusted: bool
+
+    def __init__(self, client: str, peer: str, peer_trusted: bool) -> None:
+        self.client = client
+        self.peer = peer
+        self.peer_trusted = peer_trusted
 
 
 class TrustedProxies:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from gate.asgi import Send
 
 
-@dataclass(slots=True)
+# Its own __init__ (init=False): mypyc compiles that one, not the one dataclass generates (docs/architecture.md).
+@dataclass(slots=True, init=False)
 class Outcome:
     """What a response step did, for the log line and metrics."""
 
@@ -18,6 +19,20 @@ class Outcome:
     error: str | None = None  # upstream failure kind: connect, timeout, protocol, aborted
     passed: bool = False  # a challenged request let through by its pass token
     consented: bool = False  # a request answered with the terms let through by its consent token
+
+    def __init__(
+        self,
+        status: int,
+        upstream_seconds: float | None = None,
+        error: str | None = None,
+        passed: bool = False,
+        consented: bool = False,
+    ) -> None:
+        self.status = status
+        self.upstream_seconds = upstream_seconds
+        self.error = error
+        self.passed = passed
+        self.consented = consented
 
 
 PAGE = """<!doctype html>

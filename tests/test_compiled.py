@@ -1,5 +1,6 @@
-"""The request path as it ships: compiled by mypyc (setup.py), unless the install asked for pure Python; and free of
-the one construct the compiler reads differently from CPython."""
+"""The request path as it ships: compiled by mypyc (setup.py), unless the install asked for pure Python; free of
+the one construct the compiler reads differently from CPython; and its records' hand-written `__init__` (which the
+compiler compiles, unlike the one a dataclass generates) in step with their fields."""
 
 from __future__ import annotations
 
@@ -61,6 +62,81 @@ async def open():
         raise Refused() from error
 """
     assert rebound_exception_names(source) == ["open: error"]
+
+
+def field_default(value: ast.expr | None) -> str | None:
+    if isinstance(value, ast.Call) and ast.unparse(value.func) == "field":
+        value = next((keyword.value for keyword in value.keywords if keyword.arg == "default"), None)
+    return None if value is None else ast.unparse(value)
+
+
+def init_drift(source: str) -> list[str]:
+    """Dataclasses declared `init=False` whose `__init__` does not take and set their fields, in order, with the
+    same defaults: the compiled constructor would leave a new field unset, or give one another default."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ClassDef) or not any(
+            isinstance(decorator, ast.Call)
+            and any(keyword.arg == "init" and ast.unparse(keyword.value) == "False" for keyword in decorator.keywords)
+            for decorator in node.decorator_list
+        ):
+            continue
+        fields = [
+            (statement.target.id, field_default(statement.value))
+            for statement in node.body
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+        ]
+        init = next((item for item in node.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"), None)
+        if init is None:
+            found.append(f"{node.name}: no __init__")
+            continue
+        parameters = init.args.args[1:]
+        defaults: list[ast.expr | None] = [None] * (len(parameters) - len(init.args.defaults)) + list(
+            init.args.defaults
+        )
+        taken = [
+            (parameter.arg, field_default(default)) for parameter, default in zip(parameters, defaults, strict=True)
+        ]
+        assigned = [
+            (target.attr, ast.unparse(statement.value))
+            for statement in init.body
+            if isinstance(statement, ast.Assign)
+            for target in statement.targets
+            if isinstance(target, ast.Attribute) and ast.unparse(target.value) == "self"
+        ]
+        if taken != fields or assigned != [(name, name) for name, _ in fields]:
+            found.append(f"{node.name}: fields {fields}, __init__ takes {taken} and sets {assigned}")
+    return found
+
+
+@pytest.mark.parametrize("source", compiled_sources(), ids=module_name)
+def test_records_with_their_own_init_take_and_set_every_field(source: Path) -> None:
+    assert init_drift(source.read_text()) == []
+
+
+def test_an_init_out_of_step_with_its_fields_is_found() -> None:
+    source = """
+@dataclass(slots=True, init=False)
+class Outcome:
+    status: int
+    error: str | None = None
+    passed: bool = False
+
+    def __init__(self, status: int, error: str | None = None, passed: bool = True) -> None:
+        self.status = status
+        self.error = error
+        self.passed = passed
+
+
+@dataclass(slots=True, init=False)
+class Quota:
+    key: str
+    burst: int
+
+    def __init__(self, key: str, burst: int) -> None:
+        self.key = key
+"""
+    assert [problem.split(":")[0] for problem in init_drift(source)] == ["Outcome", "Quota"]
 
 
 def test_the_build_sees_every_runtime_dependency() -> None:

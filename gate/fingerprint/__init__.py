@@ -24,7 +24,8 @@ class Proofs:
         return any(hostname == domain or hostname.endswith("." + domain) for domain in self.domains)
 
 
-@dataclass(slots=True)
+# Its own __init__ (init=False): mypyc compiles that one, not the one dataclass generates (docs/architecture.md).
+@dataclass(slots=True, init=False)
 class Signals:
     agent_class: AgentClass
     agent: Agent | None = None
@@ -37,6 +38,30 @@ class Signals:
     proof: str | None = None  # what verified the agent: network, dns or signature
     signature: str = "none"  # Web Bot Auth: none, verified, invalid or unverified (the key could not be had)
     signer: str | None = None  # the key directory (Signature-Agent) of a verified signature
+
+    def __init__(
+        self,
+        agent_class: AgentClass,
+        agent: Agent | None = None,
+        browser: BrowserInfo | None = None,
+        verified: bool = False,
+        networks: frozenset[str] = frozenset(),
+        findings: tuple[Signal, ...] = (),
+        claim: Proofs | None = None,
+        proof: str | None = None,
+        signature: str = "none",
+        signer: str | None = None,
+    ) -> None:
+        self.agent_class = agent_class
+        self.agent = agent
+        self.browser = browser
+        self.verified = verified
+        self.networks = networks
+        self.findings = findings
+        self.claim = claim
+        self.proof = proof
+        self.signature = signature
+        self.signer = signer
 
     @property
     def agent_name(self) -> str | None:

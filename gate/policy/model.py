@@ -23,7 +23,8 @@ class Action(StrEnum):
     WEIGH = "weigh"
 
 
-@dataclass(slots=True)
+# Its own __init__ (init=False): mypyc compiles that one, not the one dataclass generates (docs/architecture.md).
+@dataclass(slots=True, init=False)
 class Decision:
     """What gate does with a request, which rule said so, and why (shown by `gate check` and in logs)."""
 
@@ -34,6 +35,24 @@ class Decision:
     difficulty: int | None = None  # challenge: leading zero bits the proof of work needs
     limit: str | None = None  # throttle: the named limit
     status: int | None = None  # the status code the rule asks for, when not the action's usual one
+
+    def __init__(
+        self,
+        action: Action,
+        rule: str,
+        reasons: tuple[str, ...] = (),
+        score: float = 0.0,
+        difficulty: int | None = None,
+        limit: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.action = action
+        self.rule = rule
+        self.reasons = reasons
+        self.score = score
+        self.difficulty = difficulty
+        self.limit = limit
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ class StoreUnavailable(StoreError):
     """The store could not be reached or did not answer in time: a fallback may answer instead."""
 
 
-@dataclass(slots=True)
+# Its own __init__ (init=False): mypyc compiles that one, not the one dataclass generates (docs/architecture.md).
+@dataclass(slots=True, init=False)
 class Quota:
     """One rate limit to charge a request against: at most one request per `interval` seconds on average, with
     up to `burst` at once (GCRA: the key holds the theoretical arrival time of the next request)."""
@@ -27,16 +28,30 @@ class Quota:
     interval: float
     burst: int
 
+    def __init__(self, key: str, interval: float, burst: int) -> None:
+        self.key = key
+        self.interval = interval
+        self.burst = burst
 
-@dataclass(slots=True)
+    def same_rate(self, other: Quota) -> bool:
+        return self.interval == other.interval and self.burst == other.burst
+
+
+@dataclass(slots=True, init=False)
 class Verdict:
     allowed: bool
     remaining: int  # requests still allowed at once after this one (0 when refused)
     retry_after: float  # seconds until this quota would allow the request (0 when allowed)
     reset_after: float  # seconds until the quota is full again
 
+    def __init__(self, allowed: bool, remaining: int, retry_after: float, reset_after: float) -> None:
+        self.allowed = allowed
+        self.remaining = remaining
+        self.retry_after = retry_after
+        self.reset_after = reset_after
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Verdicts:
     """One charge's answer: a verdict per quota, or, when the client is banned, the seconds left on its ban (and
     then nothing is charged and `each` is empty)."""
@@ -44,6 +59,11 @@ class Verdicts:
     each: list[Verdict]
     banned_for: float = 0.0
     fallback: bool = False  # answered by an in-process fallback, not the shared store (counts are per instance)
+
+    def __init__(self, each: list[Verdict], banned_for: float = 0.0, fallback: bool = False) -> None:
+        self.each = each
+        self.banned_for = banned_for
+        self.fallback = fallback
 
 
 class Store(Protocol):
