@@ -76,7 +76,6 @@ class GuardedProtocol(asyncio.Protocol):
         self.parser: httptools.HttpRequestParser | None = parser  # None once closed: it refers back to the protocol
         self.root_path = config.root_path
         self.limit_concurrency = config.limit_concurrency
-        self.timeout_keep_alive = self.limits.keep_alive_timeout
         self.asgi: ASGIVersions = {"version": config.asgi_version, "spec_version": "2.3"}
         self.app_state = app_state
         self.server_state = server_state
@@ -397,13 +396,13 @@ class GuardedProtocol(asyncio.Protocol):
         is armed once and moved on lazily when it fires, not set and cancelled around every response."""
         self.idle_since = self.loop.time()
         if self.keep_alive_timer is None:
-            self.keep_alive_timer = self.loop.call_later(self.timeout_keep_alive, self.keep_alive_expired)
+            self.keep_alive_timer = self.loop.call_later(self.limits.keep_alive_timeout, self.keep_alive_expired)
 
     def keep_alive_expired(self) -> None:
         self.keep_alive_timer = None
         if self.idle_since < 0 or self.transport.is_closing():
             return  # busy: armed again when its response ends
-        left = self.idle_since + self.timeout_keep_alive - self.loop.time()
+        left = self.idle_since + self.limits.keep_alive_timeout - self.loop.time()
         if left > 0:
             self.keep_alive_timer = self.loop.call_later(left, self.keep_alive_expired)
         else:
